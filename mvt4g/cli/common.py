@@ -1,0 +1,121 @@
+"""What every subcommand shares: output streams, JSON, progress bars and option types.
+
+Human output goes to stderr (rich); ``--json`` prints exactly one JSON object on stdout.
+Progress bars show only on an interactive stderr and never with ``--quiet``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+@dataclass
+class CliState:
+    debug: bool = False
+    quiet: bool = False
+
+
+def debug_from_env() -> bool:
+    return os.environ.get("MVT4G_DEBUG", "") not in ("", "0")
+
+
+STATE = CliState(debug=debug_from_env())
+
+# Options that several commands share, declared once so their help reads the same everywhere.
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout (for scripts).")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
+
+
+def console():
+    """The stderr console (rich), created on first use so `--help` stays fast."""
+    from rich.console import Console
+
+    global _CONSOLE
+    if _CONSOLE is None:
+        _CONSOLE = Console(stderr=True, highlight=False)
+    return _CONSOLE
+
+
+_CONSOLE = None
+
+
+def info(message: str) -> None:
+    """A human-readable line on stderr, unless ``--quiet``."""
+    if not STATE.quiet:
+        console().print(message)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr (shown even with ``--quiet``)."""
+    console().print(f"[yellow]warning:[/yellow] {message}")
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as one JSON object on stdout."""
+    sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def show_progress() -> bool:
+    return not STATE.quiet and sys.stderr.isatty()
+
+
+class _NoProgress:
+    def add_task(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def advance(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def progress(transient: bool = True) -> Iterator[Any]:
+    """A rich Progress on an interactive stderr, or an object with the same methods that does nothing."""
+    if not show_progress():
+        yield _NoProgress()
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console(), transient=transient) as bar:
+        yield bar
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``HxW`` (e.g. ``480x832``) into ``(height, width)``."""
+    from mvt4g.errors import InputError
+
+    parts = text.lower().split("x")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise InputError(f"size must be HxW, e.g. 480x832; got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise InputError(f"size must be positive, got {text!r}")
+    return h, w

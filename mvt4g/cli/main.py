@@ -1,0 +1,117 @@
+"""The `mvt4g` entry point: the root command, its global options, and error handling.
+
+Every error a user can cause becomes one line on stderr and exit code 2; a failed run exits 1;
+``--debug`` (or ``MVT4G_DEBUG=1``) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from mvt4g.cli import common
+from mvt4g.errors import EXIT_BAD_INPUT, EXIT_FAILED, MVT4GError
+
+app = typer.Typer(
+    name="mvt4g",
+    help=(
+        "MVTrack4Gen: camera-controlled novel-view video from a monocular video, with multi-view "
+        "point tracking as geometric supervision.\n\n"
+        "Human output goes to stderr; --json (on each command) prints one JSON object on stdout. "
+        "Exit codes: 0 ok, 1 the work failed, 2 bad input or usage."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from mvt4g import __version__
+
+        print(f"mvt4g {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or informational output.")] = False,
+) -> None:
+    if debug:
+        common.STATE.debug = True
+    common.STATE.quiet = quiet
+
+
+def _register() -> None:
+    # Each command module keeps its heavy imports inside its functions, so this stays fast.
+    # One import + one registration per command, in the order --help lists them.
+    from mvt4g.cli import traj
+
+    app.add_typer(traj.app, name="traj")
+
+    from mvt4g.cli import plucker
+
+    app.command("plucker")(plucker.plucker)
+
+    from mvt4g.cli import completions
+
+    app.command("completions", hidden=True)(completions.completions)
+
+
+_register()
+
+
+def _error_line(message: str) -> None:
+    sys.stderr.write(f"mvt4g: error: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    # Each call starts from the environment's defaults (main() also runs in-process in tests).
+    common.STATE.debug = common.debug_from_env()
+    common.STATE.quiet = False
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="mvt4g", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        _error_line("aborted")
+        return 130
+    except click.ClickException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # click >= 8.2: help was shown, exit 2 as click does
+            return EXIT_BAD_INPUT
+        # Usage errors: one line, with the subcommand named so the user knows whose --help to read.
+        where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) is not None else ""
+        _error_line(f"{where}{exc.format_message()}")
+        return EXIT_BAD_INPUT
+    except MVT4GError as exc:
+        if common.STATE.debug:
+            traceback.print_exc()
+        _error_line(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error_line("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 (the last line of defence: a bug, reported briefly)
+        if common.STATE.debug:
+            traceback.print_exc()
+        _error_line(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+        return EXIT_FAILED
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Atomic output: write to a temporary sibling, then rename, so a failed or interrupted run
+leaves no half-written file (ARCHITECTURE.md, "Contracts")."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from mvt4g.errors import InputError, OutputExistsError
+
+
+def check_output_path(path: str | Path, *, overwrite: bool = False, is_dir: bool = False) -> Path:
+    """Validate an output path before any work starts.
+
+    Raises :class:`InputError` when the parent directory does not exist and
+    :class:`OutputExistsError` when the output exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    parent = path.parent
+    if not parent.is_dir():
+        raise InputError(f"output directory {str(parent)!r} does not exist", path=path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError("output exists (pass --overwrite to replace it)", path=path)
+    if path.exists() and path.is_dir() != is_dir:
+        kind = "a directory" if path.is_dir() else "a file"
+        raise InputError(f"output is {kind}", path=path)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``.
+
+    The temporary name keeps the suffix (writers that pick a format from it still work).
+    On an exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory next to ``path``; on success it replaces ``path``."""
+    path = Path(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            if not overwrite:
+                raise OutputExistsError("output exists (pass --overwrite to replace it)", path=path)
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json_atomic(path: str | Path, obj: object, *, indent: int | None = 2) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
