@@ -72,9 +72,8 @@ def make_clip(tmp_path):
     """Write a small clip directory (2 views of smooth noise videos + cameras.json)."""
 
     def make(name: str = "clip", views: int = 2, frames: int = 9, width: int = 64, height: int = 48) -> Path:
-        import imageio.v3 as iio
-
         from mvt4g.camera import write_cameras_json
+        from mvt4g.io.video import write_video
 
         root = tmp_path / name
         (root / "videos").mkdir(parents=True)
@@ -84,7 +83,7 @@ def make_clip(tmp_path):
         for v in range(views):
             view = f"cam{v + 1:02d}"
             video = (rng.random((frames, height, width, 3)) * 255).astype(np.uint8)
-            iio.imwrite(root / "videos" / f"{view}.mp4", video, fps=10, codec="libx264", macro_block_size=1)
+            write_video(root / "videos" / f"{view}.mp4", video, fps=10)
             cams[view] = orbit_cameras(frames, width, height, phase=0.3 * v)
         write_cameras_json(root / "cameras" / "cameras.json", cams)
         (root / "meta.json").write_text(json.dumps({"fps": 10, "frames": frames, "caption": "noise"}))

@@ -1,6 +1,28 @@
-"""Video, frame and clip-directory input/output, and atomic file writing."""
+"""Video, frame and clip-directory input/output, and atomic file writing.
 
-from mvt4g.io.atomic import atomic_dir, atomic_path, check_output_path, write_json_atomic
-from mvt4g.io.clip import Clip, read_clip
+Names are loaded on first use (PEP 562) so that importing one piece does not pull in OpenCV
+or ffmpeg for the others.
+"""
 
-__all__ = ["Clip", "atomic_dir", "atomic_path", "check_output_path", "read_clip", "write_json_atomic"]
+from importlib import import_module
+
+_EXPORTS = {
+    "atomic_dir": "atomic", "atomic_path": "atomic", "check_output_path": "atomic", "write_json_atomic": "atomic",
+    "Clip": "clip", "read_clip": "clip",
+    "Video": "video", "VideoInfo": "video", "probe_video": "video", "read_video": "video",
+    "write_video": "video", "write_frames": "video", "FOLDER_FPS": "video",
+    "CropInfo": "frames", "FramePolicyReport": "frames", "cover_geometry": "frames", "resize_cover": "frames",
+    "fit_frame_count": "frames", "latent_frame_indices": "frames", "is_valid_frame_count": "frames",
+    "largest_valid_count": "frames", "DEFAULT_FRAMES": "frames", "TEMPORAL_STRIDE": "frames",
+    "read_plucker": "plucker_cache",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mvt4g.io' has no attribute {name!r}")
+    value = getattr(import_module(f"mvt4g.io.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
