@@ -90,3 +90,20 @@ def test_human_output_names_outputs(cli, make_clip, dtype):
     root = make_clip(frames=5)
     r = cli("plucker", root, "--dtype", dtype)
     assert r.code == 0 and "written" in r.stderr and r.stdout == ""
+
+
+def test_bad_videos_in_a_clip(cli, make_clip, shared_data):
+    root = make_clip(frames=5)
+    video = root / "videos" / "cam01.mp4"
+    data = (shared_data / "real" / "bear.mp4").read_bytes()
+    video.write_bytes(data[: len(data) // 2])  # the real bear.mp4 cut in half
+    assert_one_line_error(cli("plucker", root), "cam01.mp4", "truncated")
+    video.write_text("this is not a video\n")
+    assert_one_line_error(cli("plucker", root), "cam01.mp4", "not a readable video")
+    assert not (root / "plucker").exists()
+
+
+def test_one_frame_videos_are_refused(cli, make_clip):
+    root = make_clip(frames=1)
+    assert_one_line_error(cli("plucker", root), "1 frame")
+    assert not (root / "plucker").exists()

@@ -26,14 +26,16 @@ from mvt4g.camera.trajectories import (
     RECAMMASTER_CAMERAS,
     RECAMMASTER_SPAN,
     describe_presets,
-    load_trajectory_file,
     preset_trajectory,
     progress,
+    sample_random_spec,
+    sample_random_trajectory,
+)
+from mvt4g.camera.trajectory_files import (
+    load_trajectory_file,
     read_trajectory,
     recammaster_json,
     resample_trajectory,
-    sample_random_spec,
-    sample_random_trajectory,
     trajectory_json,
     trajectory_summary,
 )

@@ -25,9 +25,12 @@ from mvt4g.camera.pose import (
     w2c_from_c2w,
 )
 from mvt4g.camera.rig import ViewCameras, read_cameras_json, write_cameras_json
+from mvt4g.camera.trajectories import PRESET_NAMES, preset_trajectory, sample_random_trajectory
+from mvt4g.camera.trajectory_files import read_trajectory, resample_trajectory, trajectory_json
 
 __all__ = [
     "MULTICAMVIDEO_SENSOR_MM",
+    "PRESET_NAMES",
     "Intrinsics",
     "ViewCameras",
     "c2w_from_opengl",
@@ -38,12 +41,17 @@ __all__ = [
     "look_at",
     "orthonormalize",
     "plucker_rays",
+    "preset_trajectory",
     "read_cameras_json",
     "read_dycheck_camera",
     "read_multicamvideo_extrinsics",
+    "read_trajectory",
     "recammaster_extrinsics_dict",
     "relative_to",
+    "resample_trajectory",
+    "sample_random_trajectory",
     "stack_K",
+    "trajectory_json",
     "validate_c2w",
     "w2c_from_c2w",
     "write_cameras_json",

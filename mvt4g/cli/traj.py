@@ -115,6 +115,7 @@ def show(
         mvt4g traj show camera_extrinsics.json --camera cam09 --frames 21 --plot cam09.png
     """
     from mvt4g.camera import trajectories as tr
+    from mvt4g.camera import trajectory_files as tf
     from mvt4g.errors import InputError
     from mvt4g.io.atomic import check_output_path, write_json_atomic
 
@@ -147,22 +148,22 @@ def show(
         if given:
             flags = ", ".join(_FLAGS[k] for k in given)
             raise InputError(f"{flags} change presets; they do not apply to the trajectory file {source!r}")
-        name, c2w = tr.load_trajectory_file(source, camera)
+        name, c2w = tf.load_trajectory_file(source, camera)
         if frames is not None:
-            c2w = tr.resample_trajectory(c2w, frames)
+            c2w = tf.resample_trajectory(c2w, frames)
     else:
         raise InputError(f"unknown trajectory preset {source!r} and no such file (presets: {', '.join(tr.PRESET_NAMES)})")
 
     if out is not None:
         fmt = out_format or OutFormat.mvt4g
-        obj = tr.trajectory_json(name, c2w) if fmt is OutFormat.mvt4g else tr.recammaster_json(c2w)
+        obj = tf.trajectory_json(name, c2w) if fmt is OutFormat.mvt4g else tf.recammaster_json(c2w)
         write_json_atomic(out, obj)
     if plot is not None:
         from mvt4g.camera.plot import plot_trajectories
 
         plot_trajectories({name: c2w}, plot, title=f"{name} ({len(c2w)} frames)")
     if json_out:
-        common.emit_json(tr.trajectory_json(name, c2w))
+        common.emit_json(tf.trajectory_json(name, c2w))
         return
     _print_summary(name, c2w, spec)
     if out is not None:
@@ -172,7 +173,7 @@ def show(
 
 
 def _print_summary(name: str, c2w: object, spec: object) -> None:
-    from mvt4g.camera.trajectories import trajectory_summary
+    from mvt4g.camera.trajectory_files import trajectory_summary
 
     s = trajectory_summary(c2w)
     x, y, z = s["position_m"]  # type: ignore[misc]

@@ -201,6 +201,8 @@ def read_clip(path: str | Path) -> Clip:
                 f"{view} has {info.frames} frames of {info.width}x{info.height}",
                 path=root,
             )
+    if ref.frames < 2:
+        raise InputError(f"videos have {ref.frames} frame(s); a clip needs at least 2", path=videos[first])
     for view in sorted(videos):
         cam = cameras[view]
         if (cam.width, cam.height) != (ref.width, ref.height):

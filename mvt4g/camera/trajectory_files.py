@@ -1,0 +1,134 @@
+"""Trajectory files: the mvt4g trajectory JSON, ReCamMaster ``camera_extrinsics.json`` export,
+reading either back as poses relative to frame 0, resampling to another frame count, summaries.
+
+The mvt4g trajectory JSON::
+
+    {"name": "arc-left", "convention": "opencv", "pose": "c2w", "units": "m", "frames": N,
+     "c2w": [N 4x4 matrices, relative to frame 0]}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation, Slerp
+
+from mvt4g.camera.converters import read_multicamvideo_extrinsics, recammaster_extrinsics_dict, unreal_base_pose
+from mvt4g.camera.pose import orthonormalize, relative_to, validate_c2w
+from mvt4g.camera.trajectories import RECAMMASTER_ORIGIN_M, _check_frames
+from mvt4g.errors import CameraError, InputError
+
+
+def trajectory_summary(c2w: object) -> dict[str, float | int | list[float]]:
+    """Numbers a person checks first: ``frames``, ``rotation_deg`` and ``position_m`` of the last
+    frame relative to frame 0, ``path_length_m``, ``max_step_m`` and ``max_step_deg`` between frames."""
+    poses = validate_c2w(c2w)
+    poses = relative_to(poses, poses[0])
+    rots = Rotation.from_matrix(poses[:, :3, :3])
+    steps = np.linalg.norm(np.diff(poses[:, :3, 3], axis=0), axis=1)
+    turn = (rots[:-1].inv() * rots[1:]).magnitude() if len(poses) > 1 else np.zeros(0)
+    return {
+        "frames": int(len(poses)),
+        "rotation_deg": float(np.degrees(rots[-1].magnitude())),
+        "position_m": [float(v) for v in poses[-1, :3, 3]],
+        "path_length_m": float(steps.sum()),
+        "max_step_m": float(steps.max(initial=0.0)),
+        "max_step_deg": float(np.degrees(turn.max(initial=0.0))),
+    }
+
+
+def trajectory_json(name: str, c2w: object) -> dict[str, object]:
+    """The mvt4g trajectory file object: ``{"name", "convention": "opencv", "pose": "c2w",
+    "units": "m", "frames": N, "c2w": [N nested 4x4 lists]}``."""
+    poses = validate_c2w(c2w)
+    # 12 decimals: exact to far below file precision elsewhere, and frame 0 prints as 1.0 / 0.0.
+    rounded = np.round(poses, 12) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return {"name": str(name), "convention": "opencv", "pose": "c2w", "units": "m",
+            "frames": int(len(poses)), "c2w": rounded.tolist()}  # fmt: skip
+
+
+def recammaster_json(c2w: object, camera: str = "cam01", origin_m: object = RECAMMASTER_ORIGIN_M) -> dict:
+    """A ReCamMaster ``camera_extrinsics.json`` object holding one camera moving along ``c2w``.
+
+    Frame 0 gets Unreal's identity orientation at ``origin_m`` (ReCamMaster's layout), so
+    ``relative_to`` of what :func:`read_multicamvideo_extrinsics` reads back equals ``c2w``
+    relative to its frame 0 (to the file's 6 significant digits).
+    """
+    poses = validate_c2w(c2w)
+    rel = relative_to(poses, poses[0])
+    return recammaster_extrinsics_dict({camera: unreal_base_pose() @ rel}, origin_m=origin_m)
+
+
+def load_trajectory_file(path: str | Path, camera: str | None = None) -> tuple[str, np.ndarray]:
+    """Read a trajectory file; returns ``(name, c2w [F, 4, 4] relative to frame 0)``.
+
+    Accepts mvt4g's trajectory JSON (:func:`trajectory_json`) and ReCamMaster / MultiCamVideo
+    ``camera_extrinsics.json`` (``camera``, e.g. ``"cam09"``, is required when it holds several).
+    Rotations that pass validation (``max |R^T R - I| <= 1e-3``) are snapped to the nearest exact
+    rotation, so file rounding does not leak into later inversions.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError("no such trajectory file", path=path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a trajectory file", path=path) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not a JSON file ({exc})", path=path) from None
+    if isinstance(data, dict) and "c2w" in data:
+        if camera is not None:
+            raise InputError("a camera name only applies to camera_extrinsics.json files", path=path)
+        for key, want in (("convention", "opencv"), ("pose", "c2w"), ("units", "m")):
+            if data.get(key, want) != want:
+                raise CameraError(f"{key} is {data[key]!r}; mvt4g trajectories use {want!r}", path=path)
+        try:
+            poses = validate_c2w(data["c2w"], name="c2w")
+        except (CameraError, ValueError, TypeError) as exc:
+            raise CameraError(f"invalid c2w: {exc}", path=path) from None
+        if "frames" in data and data["frames"] != len(poses):
+            raise CameraError(f"frames says {data['frames']} but c2w holds {len(poses)} poses", path=path)
+        name = str(data.get("name", path.stem))
+    elif isinstance(data, dict) and any(str(k).startswith("frame") for k in data):
+        cams = read_multicamvideo_extrinsics(path)
+        if camera is None:
+            if len(cams) != 1:
+                raise InputError(f"holds cameras {', '.join(cams)}: choose one (--camera)", path=path)
+            camera = next(iter(cams))
+        if camera not in cams:
+            raise InputError(f"no camera {camera!r} (it holds {', '.join(cams)})", path=path)
+        poses, name = cams[camera], f"{path.stem}:{camera}"
+    else:
+        raise InputError("not a trajectory file (expected mvt4g trajectory JSON or camera_extrinsics.json)", path=path)
+    if len(poses) < 2:
+        raise CameraError(f"a trajectory needs at least 2 frames, found {len(poses)}", path=path)
+    # Files keep ~6 digits; snap to exact rotations so inverses by transpose stay exact downstream.
+    poses = poses.copy()
+    poses[:, :3, :3] = orthonormalize(poses[:, :3, :3])
+    rel = relative_to(poses, poses[0])
+    rel[0] = np.eye(4)  # exactly, not to rounding
+    return name, rel
+
+
+def read_trajectory(path: str | Path, camera: str | None = None) -> np.ndarray:
+    """Poses ``[F, 4, 4]`` relative to frame 0 from a trajectory file (see :func:`load_trajectory_file`)."""
+    return load_trajectory_file(path, camera)[1]
+
+
+def resample_trajectory(c2w: object, frames: int) -> np.ndarray:
+    """Resample ``[F, 4, 4]`` poses to ``frames`` evenly spaced in time (first and last kept):
+    rotations by slerp, positions linearly. Returns the input unchanged when the count matches."""
+    poses = validate_c2w(c2w)
+    frames = _check_frames(frames)
+    if len(poses) < 2:
+        raise CameraError("resampling needs at least 2 poses")
+    if len(poses) == frames:
+        return poses.copy()
+    t_in = np.linspace(0.0, 1.0, len(poses))
+    t_out = np.linspace(0.0, 1.0, frames)
+    out = np.tile(np.eye(4), (frames, 1, 1))
+    out[:, :3, :3] = Slerp(t_in, Rotation.from_matrix(poses[:, :3, :3]))(t_out).as_matrix()
+    out[:, :3, 3] = np.stack([np.interp(t_out, t_in, poses[:, k, 3]) for k in range(3)], axis=1)
+    return out
