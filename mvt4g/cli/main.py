@@ -65,6 +65,14 @@ def _register() -> None:
 
     app.command("plucker")(plucker.plucker)
 
+    from mvt4g.cli import info
+
+    app.command("info")(info.info)
+
+    from mvt4g.cli import convert
+
+    app.add_typer(convert.app, name="convert")
+
     from mvt4g.cli import completions
 
     app.command("completions", hidden=True)(completions.completions)

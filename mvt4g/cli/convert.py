@@ -1,0 +1,99 @@
+"""`mvt4g convert`: bring outside checkpoints into mvt4g's model format."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mvt4g.cli import common
+
+app = typer.Typer(
+    help="Convert outside checkpoints to mvt4g models (safetensors + JSON).",
+    no_args_is_help=True,
+)
+
+
+class CameraMode(str, Enum):
+    recammaster = "recammaster"
+    plucker = "plucker"
+
+
+class Dtype(str, Enum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+
+
+@app.command("recammaster")
+def recammaster(
+    checkpoint: Annotated[Path, typer.Argument(help="ReCamMaster checkpoint: .ckpt/.pt/.pth (pickle) or .safetensors.")],
+    base: Annotated[
+        Path, typer.Option("--base", help="Local diffusers-format Wan2.1 directory (transformer/, optionally vae/).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output model directory.")],
+    camera: Annotated[
+        CameraMode,
+        typer.Option(help="recammaster: keep its 12-value pose conditioning; plucker: start a zero Plücker encoder."),
+    ] = CameraMode.recammaster,
+    tap_layer: Annotated[
+        int | None, typer.Option("--tap-layer", help="Block whose Q/K feed the tracking head (default 18 of 30).")
+    ] = None,
+    tracking_head: Annotated[
+        bool, typer.Option("--tracking-head/--no-tracking-head", help="Add a freshly initialised tracking head.")
+    ] = True,
+    dtype: Annotated[Dtype, typer.Option(help="Weight dtype of the output.")] = Dtype.float32,
+    overwrite: common.OverwriteOpt = False,
+    json_out: common.JsonOpt = False,
+) -> None:
+    """Convert a ReCamMaster (DiffSynth naming) checkpoint to an mvt4g model directory.
+
+    Weights missing from the checkpoint (it may hold only the fine-tuned layers) come from
+    --base. Pickles are opened with torch.load(weights_only=True) only; keys that match no
+    rename rule are an error. Nothing is downloaded.
+
+    Example:
+
+        mvt4g convert recammaster step20000.ckpt --base ~/models/Wan2.1-T2V-1.3B-Diffusers --out models/recammaster
+    """
+    import time
+
+    import torch
+
+    from mvt4g.errors import InputError
+    from mvt4g.io.atomic import check_output_path
+    from mvt4g.model.checkpoint import save_pretrained
+    from mvt4g.model.convert import convert_recammaster, find_transformer_dir
+
+    check_output_path(out, overwrite=overwrite, is_dir=True)
+    if not checkpoint.is_file():
+        raise InputError("checkpoint does not exist", path=checkpoint)
+    find_transformer_dir(base)
+    start = time.perf_counter()
+    model, report = convert_recammaster(
+        checkpoint,
+        base,
+        camera=camera.value,
+        tap_layer=tap_layer,
+        tracking_head=tracking_head,
+        dtype=torch.bfloat16 if dtype == Dtype.bfloat16 else torch.float32,
+    )
+    save_pretrained(model, out, overwrite=overwrite, metadata={"converted_from": str(checkpoint.name)})
+    summary = {
+        "out": str(out),
+        "checkpoint": str(checkpoint),
+        "base": str(base),
+        "camera_mode": camera.value,
+        "tap_layer": model.config.tap_layer,
+        "seconds": round(time.perf_counter() - start, 3),
+        **report.to_dict(),
+    }
+    if json_out:
+        common.emit_json(summary)
+        return
+    common.info(
+        f"wrote {out}: {report.from_checkpoint} tensors from the checkpoint, {summary['from_base']} from the base, "
+        f"{summary['initialised']} newly initialised ({', '.join(summary['initialised_modules']) or 'none'}), "
+        f"{summary['dropped']} dropped"
+    )

@@ -1,0 +1,124 @@
+"""`mvt4g info`: parameter counts and tensor shapes of a model preset or a saved model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mvt4g.cli import common
+
+
+def info(
+    preset: Annotated[
+        str | None,
+        typer.Option("--preset", "-p", help="Preset name: tiny, small, tiny-wanvae, wan2.1-1.3b."),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="A saved model directory (config.json + model.safetensors)."),
+    ] = None,
+    json_out: common.JsonOpt = False,
+) -> None:
+    """Print a model's parameter counts per group and its tensor shapes at the preset's video size.
+
+    The model is built on PyTorch's meta device (no memory, no weights), so even the 1.3B
+    preset answers instantly. "trainable" is the paper's fine-tuning scope: self-attention,
+    camera modules and tracking head.
+
+    Examples:
+
+        mvt4g info --preset tiny
+
+        mvt4g info --preset wan2.1-1.3b --json
+    """
+    from mvt4g.errors import InputError
+
+    if (preset is None) == (model is None):
+        raise InputError("give exactly one of --preset NAME or --model DIR")
+    summary = model_summary(preset=preset, model_dir=model)
+    if json_out:
+        common.emit_json(summary)
+        return
+    _print_summary(summary)
+
+
+def model_summary(*, preset: str | None = None, model_dir: Path | None = None) -> dict[str, Any]:
+    """The JSON object `mvt4g info` prints (also used by the benchmarks)."""
+    from mvt4g.model.config import preset as get_preset
+
+    # Resolve the config before importing torch/diffusers: a bad name fails fast.
+    config = get_preset(preset) if preset is not None else None
+    from mvt4g.model.checkpoint import build_on_meta, read_config
+    from mvt4g.model.freeze import freeze_for_finetuning, parameter_report
+
+    config = config or read_config(model_dir)
+    net = build_on_meta(config)
+    params = parameter_report(net).to_dict()
+    scope = freeze_for_finetuning(net).to_dict()
+    cfg = net.config
+    video = cfg.video
+    frames = cfg.latent_frames(video.frames)
+    sf = cfg.autoencoder.spatial_factor
+    h_tok, w_tok = cfg.token_grid(video.height, video.width)
+    b = cfg.backbone
+    tokens_per_view = frames * h_tok * w_tok
+    shapes = {
+        "video": [3, video.frames, video.height, video.width],
+        "latents_per_view": [b.in_channels, frames, video.height // sf, video.width // sf],
+        "plucker": [2, frames, 6, video.height, video.width],
+        "token_grid_per_view": [frames, h_tok, w_tok],
+        "tokens_per_view": tokens_per_view,
+        "tokens_total": 2 * tokens_per_view,
+        "tap_qk": [2, frames, h_tok, w_tok, b.num_attention_heads, b.attention_head_dim],
+        "velocity": [b.out_channels, frames, video.height // sf, video.width // sf],
+    }
+    return {
+        "name": cfg.name,
+        "source": str(model_dir) if model_dir is not None else f"preset:{preset}",
+        "parameters": {g: v["total"] for g, v in params["groups"].items()},
+        "parameters_total": params["total"],
+        "trainable_in_finetuning": scope["trainable"],
+        "backbone": {
+            "layers": b.num_layers,
+            "heads": b.num_attention_heads,
+            "head_dim": b.attention_head_dim,
+            "dim": b.inner_dim,
+            "ffn_dim": b.ffn_dim,
+            "text_dim": b.text_dim,
+            "patch_size": list(b.patch_size),
+        },
+        "camera_mode": cfg.camera.mode,
+        "autoencoder": cfg.autoencoder.kind,
+        "token_order": cfg.token_order,
+        "tap_layer": cfg.tap_layer,
+        "token_stride": cfg.token_stride,
+        "tracking_head": cfg.use_tracking_head,
+        "shapes": shapes,
+    }
+
+
+def _fmt(n: int) -> str:
+    return f"{n / 1e9:.3f}B" if n >= 1e9 else f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K"
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    b = s["backbone"]
+    common.info(f"[bold]{s['name']}[/bold] ({s['source']})")
+    common.info(
+        f"  DiT: {b['layers']} blocks, {b['heads']} heads x {b['head_dim']} (dim {b['dim']}), ffn {b['ffn_dim']}, "
+        f"text_dim {b['text_dim']}, patch {tuple(b['patch_size'])}"
+    )
+    common.info(
+        f"  camera: {s['camera_mode']}; autoencoder: {s['autoencoder']}; token order: {s['token_order']}; "
+        f"tap layer: {s['tap_layer']}; token stride: {s['token_stride']} px; tracking head: {'on' if s['tracking_head'] else 'off'}"
+    )
+    common.info("  parameters:")
+    for group, n in s["parameters"].items():
+        common.info(f"    {group:<16} {_fmt(n):>10}")
+    common.info(f"    {'total':<16} {_fmt(s['parameters_total']):>10}")
+    common.info(f"    {'trainable*':<16} {_fmt(s['trainable_in_finetuning']):>10}  (*self-attention, camera, tracking head)")
+    common.info("  shapes at the preset's video size:")
+    for key, value in s["shapes"].items():
+        common.info(f"    {key:<20} {value}")
