@@ -1,0 +1,53 @@
+import os
+import stat
+
+import pytest
+
+from mvt4g.errors import InputError, OutputExistsError
+from mvt4g.io.atomic import atomic_dir, atomic_path, check_output_path
+
+
+def test_atomic_path_renames_on_success_and_cleans_up_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    with atomic_path(target) as tmp:
+        assert tmp.suffix == ".txt" and tmp.parent == tmp_path
+        tmp.write_text("done")
+    assert target.read_text() == "done"
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "fail.txt") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_outputs_get_umask_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "f.bin") as tmp:
+            tmp.write_bytes(b"x")
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "inner").write_text("y")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f.bin").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+
+
+def test_atomic_dir_refuses_existing_unless_overwrite(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(OutputExistsError):
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "x").write_text("1")
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+    with atomic_dir(tmp_path / "d", overwrite=True) as tmp:
+        (tmp / "x").write_text("2")
+    assert (tmp_path / "d" / "x").read_text() == "2"
+
+
+def test_check_output_path(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        check_output_path(tmp_path / "missing" / "x.json")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        check_output_path(tmp_path / "x.json")
+    assert check_output_path(tmp_path / "x.json", overwrite=True) == tmp_path / "x.json"
