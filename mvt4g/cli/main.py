@@ -73,6 +73,14 @@ def _register() -> None:
 
     app.add_typer(convert.app, name="convert")
 
+    from mvt4g.cli import synth
+
+    app.command("synth")(synth.synth)
+
+    from mvt4g.cli import tracks
+
+    app.add_typer(tracks.app, name="tracks")
+
     from mvt4g.cli import completions
 
     app.command("completions", hidden=True)(completions.completions)

@@ -1,0 +1,184 @@
+"""Many scenes: seeds, validation, rendering and writing, optionally in worker processes.
+
+Scene ``i`` of a run with seed ``S`` is drawn from ``numpy.random.SeedSequence([S, i])``, so
+every scene is the same whatever the number of scenes or workers, and scene ``i`` can be
+regenerated alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mvt4g.errors import InputError, OutputExistsError
+from mvt4g.io.atomic import check_output_path
+from mvt4g.synth.render import ViewRender, render_scene
+from mvt4g.synth.sampling import sample_scene
+from mvt4g.synth.scene import Scene
+from mvt4g.synth.tracks_gt import ExactTracks, exact_tracks
+from mvt4g.synth.writer import write_clip
+
+MAX_VIEWS = 99  # view names are cam01..cam99
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    """What every scene of a run shares.
+
+    Attributes:
+        views, frames, height, width: clip shape (H and W even: H.264 needs it).
+        seed: run seed; scene i uses ``SeedSequence([seed, i])``.
+        points: exact tracks per scene.
+        object_fraction: share of track queries drawn on moving objects.
+        supersample: anti-aliasing factor for colour (depth, masks and tracks stay exact).
+        fps: frame rate written to the videos and meta.json.
+        crf: H.264 quality (lower is better).
+        num_objects: objects per scene (None: 3-5 at random).
+        threads: torch CPU threads while rendering (per worker process).
+    """
+
+    views: int = 4
+    frames: int = 21
+    height: int = 96
+    width: int = 160
+    seed: int = 0
+    points: int = 2048
+    object_fraction: float = 0.5
+    supersample: int = 1
+    fps: float = 15.0
+    crf: int = 18
+    num_objects: int | None = None
+    threads: int = 1
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` with one line for the first bad value."""
+        if not 1 <= self.views <= MAX_VIEWS:
+            raise InputError(f"views must be in 1..{MAX_VIEWS}, got {self.views}")
+        if self.frames < 1:
+            raise InputError(f"frames must be >= 1, got {self.frames}")
+        if self.height < 2 or self.width < 2 or self.height % 2 or self.width % 2:
+            raise InputError(f"size must be even and at least 2x2 (H.264 needs even sizes), got {self.height}x{self.width}")
+        if self.seed < 0:
+            raise InputError(f"seed must be >= 0, got {self.seed}")
+        if self.points < 1:
+            raise InputError(f"points must be >= 1, got {self.points}")
+        if not 0.0 <= self.object_fraction <= 1.0:
+            raise InputError(f"object fraction must be in [0, 1], got {self.object_fraction}")
+        if not 1 <= self.supersample <= 8:
+            raise InputError(f"supersample must be in 1..8, got {self.supersample}")
+        if not self.fps > 0:
+            raise InputError(f"fps must be > 0, got {self.fps}")
+        if not 0 <= self.crf <= 51:
+            raise InputError(f"crf must be in 0..51, got {self.crf}")
+        if self.num_objects is not None and not 0 <= self.num_objects <= 254:
+            raise InputError(f"objects must be in 0..254, got {self.num_objects}")
+        if self.threads < 1:
+            raise InputError(f"threads must be >= 1, got {self.threads}")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Use ``n`` torch CPU threads inside the block, then restore the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def scene_name(index: int) -> str:
+    return f"scene_{index:04d}"
+
+
+def build_scene(settings: SynthSettings, index: int) -> tuple[Scene, dict[str, ViewRender], ExactTracks]:
+    """Sample, render and track scene ``index`` of a run (no files written)."""
+    scene_seq, tracks_seq = np.random.SeedSequence([settings.seed, index]).spawn(2)
+    scene = sample_scene(scene_seq, views=settings.views, frames=settings.frames, height=settings.height,
+                         width=settings.width, num_objects=settings.num_objects)  # fmt: skip
+    scene.seed = settings.seed
+    with torch_threads(settings.threads):
+        renders = render_scene(scene, supersample=settings.supersample)
+        masks = np.stack([renders[v].masks for v in scene.views])
+        tracks = exact_tracks(scene, masks, settings.points, np.random.default_rng(tracks_seq), settings.object_fraction)
+    return scene, renders, tracks
+
+
+def synthesize_one(settings: SynthSettings, index: int, out: str | Path, overwrite: bool = False) -> Path:
+    """Render scene ``index`` and write it to ``out / scene_NNNN``; returns that path."""
+    scene, renders, tracks = build_scene(settings, index)
+    provenance = {"seed": settings.seed, "scene_index": index, "settings": asdict(settings)}
+    return write_clip(Path(out) / scene_name(index), scene, renders, tracks, fps=settings.fps, crf=settings.crf,
+                      overwrite=overwrite, provenance=provenance)  # fmt: skip
+
+
+def check_outputs(out: str | Path, scenes: int, overwrite: bool) -> list[Path]:
+    """Validate the output folder before any work; returns the scene paths.
+
+    ``out``'s parent must exist; ``out`` may exist (a folder). A scene folder that exists is
+    refused unless ``overwrite``.
+    """
+    if scenes < 1:
+        raise InputError(f"scenes must be >= 1, got {scenes}")
+    out = check_output_path(out, overwrite=True, is_dir=True)
+    paths = [out / scene_name(i) for i in range(scenes)]
+    if not overwrite:
+        existing = [p for p in paths if p.exists()]
+        if existing:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise OutputExistsError(f"output exists{more} (pass --overwrite to replace it)", path=existing[0])
+    return paths
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)  # this worker process only
+
+
+def synthesize(
+    settings: SynthSettings,
+    out: str | Path,
+    scenes: int,
+    *,
+    workers: int = 1,
+    overwrite: bool = False,
+    on_done: Callable[[Path], None] | None = None,
+) -> list[Path]:
+    """Render and write ``scenes`` scenes under ``out`` (created if missing); returns their paths.
+
+    ``workers > 1`` renders scenes in that many processes; the output is identical either way.
+    ``on_done(path)`` is called as each scene is written (for progress bars).
+    """
+    settings.validate()
+    if workers < 1:
+        raise InputError(f"workers must be >= 1, got {workers}")
+    paths = check_outputs(out, scenes, overwrite)
+    Path(out).mkdir(exist_ok=True)
+    if workers == 1 or scenes == 1:
+        for i in range(scenes):
+            synthesize_one(settings, i, out, overwrite)
+            if on_done:
+                on_done(paths[i])
+        return paths
+    # "spawn": a fresh interpreter per worker, safe with torch's thread pools (fork is not).
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, scenes), mp_context=ctx, initializer=_init_worker,
+                             initargs=(settings.threads,)) as pool:  # fmt: skip
+        pending = {pool.submit(synthesize_one, settings, i, out, overwrite): i for i in range(scenes)}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in done:
+                i = pending.pop(fut)
+                if fut.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise fut.exception()
+                if on_done:
+                    on_done(paths[i])
+    return paths

@@ -1,0 +1,224 @@
+"""Tracks for a clip directory: choose the method and the queries, run it, key the result.
+
+Methods:
+
+- ``geometry``: exact from depth and cameras (mvt4g.tracks.geometry); needs ``depth/`` for every
+  view; uses ``masks/`` (moving objects) and the videos (their temporal motion) when present;
+- ``flow``: weight-free, from the videos and cameras (mvt4g.tracks.flowtrack);
+- ``plugin``: a user's tracker, ``--tracker module:callable`` (mvt4g.tracks.plugin);
+- ``auto``: nothing to do when the clip's ``tracks.npz`` already holds exact tracks (written by
+  ``mvt4g synth`` or a Kubric import) and no queries were asked for; else ``geometry`` when every
+  view has depth; else ``flow``.
+
+Resumability: the written file stores ``input_key``, a hash of the method, its settings, the
+queries' specification and the size and modification time of every input file. A clip whose
+output holds the same key is current and skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mvt4g.errors import InputError
+from mvt4g.io.clip import Clip
+from mvt4g.tracks.flow import FlowConfig
+from mvt4g.tracks.format import TrackSet, read_tracks
+from mvt4g.tracks.geometry import DEFAULT_DEPTH_TOL
+from mvt4g.tracks.queries import (
+    DEFAULT_GRID,
+    check_queries,
+    grid_queries,
+    random_queries,
+)
+
+METHODS = ("auto", "geometry", "flow", "plugin")
+#: ``method`` strings of track files that hold ground truth (auto leaves them alone).
+EXACT_METHODS = ("synth", "exact", "kubric", "planar")
+
+
+@dataclass
+class TrackOptions:
+    """How to make tracks for a clip (the CLI's options)."""
+
+    method: str = "auto"
+    tracker: str | None = None
+    grid: tuple[int, int] | None = None
+    num_queries: int | None = None
+    query_frames: str = "first"
+    query_views: str = "all"
+    queries_from: Path | None = None
+    seed: int = 0
+    depth_tol: float = DEFAULT_DEPTH_TOL
+    flow: FlowConfig = field(default_factory=FlowConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InputError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.method == "plugin" and not self.tracker:
+            raise InputError("--method plugin needs --tracker MODULE:CALLABLE")
+        if self.tracker and self.method not in ("plugin", "auto"):
+            raise InputError(f"--tracker is only used with --method plugin (got --method {self.method})")
+        if self.tracker:
+            self.method = "plugin"
+        chosen = [x is not None for x in (self.grid, self.num_queries, self.queries_from)]
+        if sum(chosen) > 1:
+            raise InputError("give at most one of --grid, --queries and --queries-from")
+        if self.query_frames not in ("first", "all"):
+            raise InputError(f"--query-frames must be first or all, got {self.query_frames!r}")
+
+    @property
+    def queries_explicit(self) -> bool:
+        return self.grid is not None or self.num_queries is not None or self.queries_from is not None
+
+
+@dataclass
+class Plan:
+    """The method chosen for one clip and why."""
+
+    method: str
+    reason: str
+
+
+def has_exact_tracks(clip: Clip) -> bool:
+    """True when the clip's ``tracks.npz`` is a valid track file whose method marks ground truth."""
+    if not clip.tracks_path.is_file():
+        return False
+    try:
+        ts = read_tracks(clip.tracks_path)
+    except InputError:
+        return False
+    return ts.method in EXACT_METHODS and ts.tracks.shape[:2] == (len(clip.views), clip.frames)
+
+
+def plan_method(clip: Clip, options: TrackOptions, out_path: Path) -> Plan:
+    """Resolve ``auto`` (module docstring); check the chosen method's inputs exist."""
+    method = options.method
+    if method == "auto":
+        if not options.queries_explicit and out_path == clip.tracks_path and has_exact_tracks(clip):
+            return Plan("none", "exact tracks present (tracks.npz), nothing to do")
+        if clip.has_depth():
+            return Plan("geometry", "depth maps present: exact geometry")
+        return Plan("flow", "no depth maps: optical flow + stereo")
+    if method == "geometry" and not clip.has_depth():
+        missing = [v for v in clip.views if not (clip.root / "depth" / f"{v}.npz").is_file()]
+        raise InputError(f"--method geometry needs depth/<view>.npz for every view; missing {', '.join(missing)}", path=clip.root)
+    return Plan(method, f"--method {method}")
+
+
+def make_queries(clip: Clip, options: TrackOptions) -> np.ndarray:
+    """The queries ``[N, 4]`` for a clip from the options (module :mod:`mvt4g.tracks.queries`)."""
+    V, T, H, W = len(clip.views), clip.frames, clip.height, clip.width
+    if options.queries_from is not None:
+        src = read_tracks(options.queries_from)
+        if src.tracks.shape[:2] != (V, T) or tuple(src.image_size) != (H, W):
+            raise InputError(
+                f"queries are for {src.num_views} views x {src.num_frames} frames of {src.image_size[1]}x{src.image_size[0]}, "
+                f"clip {clip.root} has {V} x {T} of {W}x{H}",
+                path=options.queries_from,
+            )
+        return check_queries(src.queries, V, T, H, W)
+    views = _query_views(clip, options.query_views)
+    frames = [0] if options.query_frames == "first" else list(range(T))
+    if options.num_queries is not None:
+        return random_queries(H, W, views, frames, options.num_queries, seed=options.seed)
+    return grid_queries(H, W, views, frames, options.grid or DEFAULT_GRID)
+
+
+def _query_views(clip: Clip, spec: str) -> list[int]:
+    if spec == "all":
+        return list(range(len(clip.views)))
+    if spec == "first":
+        return [0]
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [n for n in names if n not in clip.views]
+    if unknown:
+        raise InputError(f"--query-views: no view(s) {', '.join(unknown)} in the clip (views: {', '.join(clip.views)})", path=clip.root)
+    return [clip.views.index(n) for n in names]
+
+
+def _stat(path: Path) -> list:
+    st = path.stat()
+    return [path.name, st.st_size, st.st_mtime_ns]
+
+
+def input_key(clip: Clip, options: TrackOptions, plan: Plan) -> str:
+    """Hash of everything the tracks depend on (module docstring)."""
+    files = [clip.videos[v] for v in clip.views]
+    for name in ("cameras.json", "camera_extrinsics.json"):
+        if (clip.root / "cameras" / name).is_file():
+            files.append(clip.root / "cameras" / name)
+    if plan.method == "geometry":
+        for folder in ("depth", "masks"):
+            files += [p for v in clip.views if (p := clip.root / folder / f"{v}.npz").is_file()]
+    settings = {
+        "method": plan.method,
+        "grid": options.grid or (None if options.num_queries or options.queries_from else DEFAULT_GRID),
+        "num_queries": options.num_queries,
+        "seed": options.seed if options.num_queries else None,
+        "query_frames": options.query_frames,
+        "query_views": options.query_views,
+        "queries_from": _stat(options.queries_from) if options.queries_from else None,
+        "depth_tol": options.depth_tol if plan.method == "geometry" else None,
+        "flow": asdict(options.flow) if plan.method in ("flow", "geometry") else None,
+        "files": [[str(p.relative_to(clip.root)), *_stat(p)[1:]] for p in files],
+        "format": 1,
+    }
+    if plan.method == "plugin":
+        from mvt4g.tracks.plugin import tracker_fingerprint
+
+        settings["tracker"] = tracker_fingerprint(options.tracker or "")
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+@dataclass
+class ClipResult:
+    """Tracks for one clip and what was done."""
+
+    trackset: TrackSet
+    notes: list[str]
+
+
+def compute_tracks(clip: Clip, options: TrackOptions, plan: Plan, tracker=None) -> ClipResult:
+    """Run the planned method on a clip (``plan.method`` must not be ``none``)."""
+    queries = make_queries(clip, options)
+    views = clip.views
+    cameras = [clip.cameras[v] for v in views]
+    notes: list[str] = []
+    if plan.method == "geometry":
+        from mvt4g.tracks.geometry import geometry_tracks
+
+        depths = [clip.read_depth(v) for v in views]
+        has_masks = all((clip.root / "masks" / f"{v}.npz").is_file() for v in views)
+        masks = [clip.read_masks(v) for v in views] if has_masks else None
+        videos = [clip.read_video(v) for v in views] if has_masks else None
+        tracks, visible, report = geometry_tracks(
+            cameras, depths, queries, masks=masks, videos=videos, depth_tol=options.depth_tol, flow_config=options.flow
+        )
+        if not has_masks:
+            notes.append("no masks/: every point taken as static (exact for static scenes only)")
+        notes += report.notes
+    elif plan.method == "flow":
+        from mvt4g.tracks.flowtrack import flow_tracks
+
+        videos = [clip.read_video(v) for v in views]
+        tracks, visible, report = flow_tracks(videos, cameras, queries, options.flow)
+        notes.append(f"{report.algorithm} flow; {report.associated} of {report.association_tried} cross-view associations accepted")
+    elif plan.method == "plugin":
+        from mvt4g.tracks.plugin import load_tracker, run_tracker
+
+        fn = tracker or load_tracker(options.tracker or "")
+        videos = {v: clip.read_video(v) for v in views}
+        tracks, visible = run_tracker(fn, videos, dict(clip.cameras), queries, options.tracker or "plugin")
+    else:
+        raise InputError(f"nothing to compute for method {plan.method!r}")
+    # Every track is visible at its own query, exactly where it was asked.
+    n = np.arange(len(queries))
+    tracks[queries[:, 0].astype(int), queries[:, 1].astype(int), n] = queries[:, 2:4]
+    visible[queries[:, 0].astype(int), queries[:, 1].astype(int), n] = True
+    method = plan.method if plan.method != "plugin" else f"plugin:{options.tracker}"
+    return ClipResult(TrackSet(tracks, visible, queries, (clip.height, clip.width), method, list(views)), notes)

@@ -1,0 +1,219 @@
+"""Weight-free temporal tracking: chained dense optical flow with forward-backward checks.
+
+Per view, dense flow is computed between consecutive frames in both directions (OpenCV DIS;
+Farneback when DIS is not available or asked for). A point is carried frame to frame by the
+flow sampled (bilinearly) at its position. At every step the forward-backward check of
+Sundaram et al. (ECCV 2010) decides whether the step is trustworthy:
+
+    |w_f + w_b(x + w_f)|^2  <  fb_alpha * (|w_f|^2 + |w_b(x + w_f)|^2) + fb_beta
+
+with w_f the forward flow at x and w_b the backward flow at the arrival point. A point fails
+the check where it becomes occluded (the backward flow there belongs to the occluder) or
+where flow is unreliable; it also fails when it leaves the image. From the first failure on,
+the track is marked not visible for the rest of that direction: a chained position after an
+occlusion would follow the occluder, so it is kept (for drawing) but never claimed visible.
+Tracks run both forward and backward in time from the query frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from mvt4g.tracks.mvs import MvsConfig
+
+
+@dataclass
+class FlowConfig:
+    """Settings of the flow method (temporal chaining and cross-view stereo).
+
+    Attributes:
+        algorithm: "dis" (OpenCV DIS optical flow) or "farneback".
+        dis_preset: "ultrafast", "fast" or "medium".
+        min_flow_side: frames smaller than this (shorter side, pixels) are upsampled before
+            flow, since DIS works on 8 x 8 patches and needs some room.
+        fb_alpha, fb_beta: forward-backward check (module docstring); beta in pixels^2.
+        stereo: the multi-view plane sweep of the cross-view association (mvt4g.tracks.mvs).
+        stereo_max_side: the sweep runs on images scaled down to this longer side at most.
+        association_stride: queries are associated across views at the nearest frame that is a
+            multiple of this (mvt4g.tracks.flowtrack); 1: at their own frame.
+        static_px, static_min_frames: a point whose query-view track stays within
+            ``static_px`` of its 3D point's projection on at least ``static_min_frames``
+            frames is static (mvt4g.tracks.flowtrack).
+        epipolar_px: a chained point farther than this from the epipolar line of the same
+            track in the query view (same frame) is marked not visible (drift).
+    """
+
+    algorithm: str = "dis"
+    dis_preset: str = "medium"
+    min_flow_side: int = 192
+    fb_alpha: float = 0.01
+    fb_beta: float = 0.5
+    stereo: MvsConfig = field(default_factory=MvsConfig)
+    stereo_max_side: int = 320
+    association_stride: int = 5
+    static_px: float = 1.5
+    static_min_frames: int = 3
+    epipolar_px: float = 2.0
+
+
+def to_gray(frame: np.ndarray) -> np.ndarray:
+    """uint8 ``[H, W]`` from RGB uint8 ``[H, W, 3]`` (or already grey)."""
+    return frame if frame.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+
+
+class FlowEstimator:
+    """Dense optical flow between two frames: float32 ``[H, W, 2]`` (dx, dy) in pixels of the input."""
+
+    def __init__(self, config: FlowConfig, height: int, width: int):
+        self.config = config
+        side = min(height, width)
+        self.scale = max(1.0, config.min_flow_side / side)
+        self.size = (round(width * self.scale), round(height * self.scale))  # cv2 wants (W, H)
+        self._dis = None
+        if config.algorithm == "dis" and hasattr(cv2, "DISOpticalFlow_create"):
+            preset = {
+                "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+                "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+            }[config.dis_preset]
+            self._dis = cv2.DISOpticalFlow_create(preset)
+            self._dis.setUseSpatialPropagation(True)
+        self.name = "dis" if self._dis is not None else "farneback"
+
+    def _prep(self, gray: np.ndarray) -> np.ndarray:
+        if self.scale == 1.0:
+            return gray
+        return cv2.resize(gray, self.size, interpolation=cv2.INTER_CUBIC)
+
+    def __call__(self, gray0: np.ndarray, gray1: np.ndarray) -> np.ndarray:
+        a, b = self._prep(gray0), self._prep(gray1)
+        if self._dis is not None:
+            flow = self._dis.calc(a, b, None)
+        else:
+            flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 15, 5, 5, 1.1, 0)
+        if self.scale != 1.0:
+            h, w = gray0.shape
+            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / self.scale
+        return flow.astype(np.float32)
+
+
+@dataclass
+class ViewFlows:
+    """Consecutive-frame flows of one view: ``forward[t]`` maps frame t to t+1, ``backward[t]`` t+1 to t; ``[T-1, H, W, 2]``."""
+
+    forward: np.ndarray
+    backward: np.ndarray
+    algorithm: str
+
+    @property
+    def num_frames(self) -> int:
+        return self.forward.shape[0] + 1
+
+
+def view_flows(frames: np.ndarray, config: FlowConfig | None = None) -> ViewFlows:
+    """Forward and backward flows between consecutive frames of uint8 ``[T, H, W, 3]``."""
+    config = config or FlowConfig()
+    T, H, W = frames.shape[:3]
+    est = FlowEstimator(config, H, W)
+    gray = [to_gray(f) for f in frames]
+    fwd = np.zeros((max(T - 1, 0), H, W, 2), np.float32)
+    bwd = np.zeros_like(fwd)
+    for t in range(T - 1):
+        fwd[t] = est(gray[t], gray[t + 1])
+        bwd[t] = est(gray[t + 1], gray[t])
+    return ViewFlows(fwd, bwd, est.name)
+
+
+def sample_field(field: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Bilinear sample of ``[H, W, C]`` at pixel coordinates ``xy`` ``[N, 2]`` (pixel centres at +0.5; edges clamped) -> ``[N, C]``."""
+    h, w = field.shape[:2]
+    x = np.clip(xy[:, 0] - 0.5, 0, w - 1)
+    y = np.clip(xy[:, 1] - 0.5, 0, h - 1)
+    x0 = np.minimum(np.floor(x).astype(np.int64), max(w - 2, 0))
+    y0 = np.minimum(np.floor(y).astype(np.int64), max(h - 2, 0))
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    top = field[y0, x0] * (1 - fx) + field[y0, x1] * fx
+    bottom = field[y1, x0] * (1 - fx) + field[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def flow_step(flow_a: np.ndarray, flow_b: np.ndarray, xy: np.ndarray, config: FlowConfig) -> tuple[np.ndarray, np.ndarray]:
+    """One chained step by flow ``flow_a`` with its reverse ``flow_b``: new positions ``[n, 2]`` and the check ``[n]``."""
+    h, w = flow_a.shape[:2]
+    wf = sample_field(flow_a, xy)
+    arrived = xy + wf
+    wb = sample_field(flow_b, arrived)
+    err = ((wf + wb) ** 2).sum(1)
+    bound = config.fb_alpha * ((wf**2).sum(1) + (wb**2).sum(1)) + config.fb_beta
+    inside = (arrived[:, 0] >= 0) & (arrived[:, 0] < w) & (arrived[:, 1] >= 0) & (arrived[:, 1] < h)
+    return arrived, (err < bound) & inside
+
+
+def chain_tracks(
+    flows: ViewFlows,
+    start_frames: np.ndarray,
+    start_xy: np.ndarray,
+    config: FlowConfig | None = None,
+    start_ok: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chain flow from each point's start frame forward and backward in time.
+
+    Args:
+        flows: the view's consecutive-frame flows (T frames).
+        start_frames: int ``[N]``; start_xy: float ``[N, 2]`` pixel (x, y) at the start frame.
+        start_ok: bool ``[N]``; points with False are not visible anywhere (default all True).
+
+    Returns:
+        positions float64 ``[T, N, 2]`` and ok bool ``[T, N]`` (visible: every step from the
+        start frame to t passed the forward-backward check).
+    """
+    config = config or FlowConfig()
+    T = flows.num_frames
+    start_frames = np.asarray(start_frames, np.int64)
+    N = len(start_frames)
+    path = np.zeros((T, N, 2))
+    ok = np.zeros((T, N), bool)
+    alive0 = np.ones(N, bool) if start_ok is None else np.asarray(start_ok, bool).copy()
+    n_idx = np.arange(N)
+    path[start_frames, n_idx] = start_xy
+    ok[start_frames, n_idx] = alive0
+
+    # Forward: a point joins at its start frame and is carried to t + 1 at every step.
+    pos = np.zeros((N, 2))
+    alive = np.zeros(N, bool)
+    active = np.zeros(N, bool)
+    for t in range(T - 1):
+        joining = start_frames == t
+        pos[joining] = start_xy[joining]
+        alive[joining] = alive0[joining]
+        active |= joining
+        idx = np.flatnonzero(active)
+        if len(idx) == 0:
+            continue
+        new, good = flow_step(flows.forward[t], flows.backward[t], pos[idx], config)
+        pos[idx] = np.clip(new, 0.0, [flows.forward.shape[2] - 1e-3, flows.forward.shape[1] - 1e-3])
+        alive[idx] &= good
+        path[t + 1, idx] = pos[idx]
+        ok[t + 1, idx] = alive[idx]
+
+    # Backward, mirrored.
+    alive[:] = False
+    active[:] = False
+    for t in range(T - 1, 0, -1):
+        joining = start_frames == t
+        pos[joining] = start_xy[joining]
+        alive[joining] = alive0[joining]
+        active |= joining
+        idx = np.flatnonzero(active)
+        if len(idx) == 0:
+            continue
+        new, good = flow_step(flows.backward[t - 1], flows.forward[t - 1], pos[idx], config)
+        pos[idx] = np.clip(new, 0.0, [flows.forward.shape[2] - 1e-3, flows.forward.shape[1] - 1e-3])
+        alive[idx] &= good
+        path[t - 1, idx] = pos[idx]
+        ok[t - 1, idx] = alive[idx]
+    return path, ok

@@ -1,0 +1,282 @@
+"""Cross-view association of synchronized views with known cameras: multi-view plane sweep.
+
+For a reference view a at one instant, every pixel gets the plane (and so the 3D point) that
+best explains it in all other views together:
+
+- planes of three orientations are swept (after Gallup et al., CVPR 2007): parallel to a's
+  image, horizontal, and vertical facing camera a (the last two need the world's down
+  direction, estimated from the cameras: :func:`mvt4g.tracks.stereo.world_down`). Wide
+  baselines (cameras tens of degrees apart) distort a patch too much for one orientation;
+- for each plane, every other view b is warped into a by the plane's homography and compared
+  with a over a square window by zero-mean normalised cross-correlation (ZNCC). The plane's
+  score is the mean of the best ``top_k`` ZNCCs over the views the window lands in, so a point
+  hidden in some views still scores by the views that see it, and repetitive texture that
+  fools one view rarely fools two;
+- per pixel the best plane of all families wins (parabola-refined within its family) and is
+  accepted when its score reaches ``min_score``, the window has texture, and the best score is
+  clearly better than any rival: ``1 - best < uniqueness * (1 - rival)``, with rivals the planes
+  more than two steps away in the winner's family and the other families' winners that land
+  more than two pixels away in some view.
+
+Association of a point p of a into view b (:meth:`Associator.associate`): the accepted plane at
+p gives the match m in b; it must lie in b's image, its own ZNCC in b must reach
+``min_view_zncc`` (b sees it, not an occluder), and b's own sweep at m must map back to within
+``lr_px`` of p (left-right check). Anything else: not associated, never guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from mvt4g.camera.rig import ViewCameras
+from mvt4g.tracks.stereo import (
+    plane_homography,
+    plane_normals,
+    plane_points,
+    plane_range,
+    relative_pose,
+    to_cv,
+    world_down,
+)
+
+MIN_STD = 2.0  # grey levels: windows flatter than this carry no match
+_NEAR = 2  # planes (or pixels) next to the winner that do not count as rivals
+
+
+@dataclass
+class MvsConfig:
+    """Multi-view plane sweep settings (module docstring)."""
+
+    window: int = 7
+    top_k: int = 2
+    min_score: float = 0.5
+    min_view_zncc: float = 0.5
+    uniqueness: float = 0.9
+    lr_px: float = 2.0
+    plane_families: bool = True
+    step_px: float = 1.5
+
+
+@dataclass
+class PlaneMap:
+    """Per-pixel winning plane of one reference view (working resolution), ``[H, W]`` each.
+
+    ``view_zncc`` ``[B, H, W]``: the winner's ZNCC in each other view (``others`` order; -2 where
+    the window leaves that view).
+    """
+
+    family: np.ndarray
+    sigma: np.ndarray
+    score: np.ndarray
+    ok: np.ndarray
+    view_zncc: np.ndarray
+    normals: list[np.ndarray]
+    others: list[int]
+
+
+def _box(img: np.ndarray, window: int) -> np.ndarray:
+    return cv2.boxFilter(img, -1, (window, window), normalize=True, borderType=cv2.BORDER_REFLECT)
+
+
+def _aggregate(z: np.ndarray, top_k: int) -> np.ndarray:
+    """Mean of the best ``top_k`` valid (> -2) scores over views ``[B, H, W]`` -> ``[H, W]`` (-2 if none valid)."""
+    top = [np.full(z.shape[1:], -np.inf, np.float32) for _ in range(top_k)]
+    for zj in np.where(z > -2, z, -np.inf):
+        # Insert zj into the running best-first list (k is tiny: a few elementwise passes).
+        for k in range(top_k):
+            hi = np.maximum(top[k], zj)
+            zj = np.minimum(top[k], zj)
+            top[k] = hi
+    total = np.zeros(z.shape[1:], np.float32)
+    count = np.zeros(z.shape[1:], np.float32)
+    for t in top:
+        valid = np.isfinite(t)
+        total += np.where(valid, t, 0.0)
+        count += valid
+    return np.where(count > 0, total / np.maximum(count, 1), -2.0).astype(np.float32)
+
+
+def sweep_view(
+    ref: int, grays: list[np.ndarray], Ks: list[np.ndarray], c2ws: list[np.ndarray], down: np.ndarray | None, config: MvsConfig
+) -> PlaneMap:
+    """The :class:`PlaneMap` of view ``ref`` against all other views (grey images and cameras of one instant)."""
+    h, w = grays[ref].shape
+    win = config.window
+    A = grays[ref].astype(np.float32)
+    mA = _box(A, win)
+    varA = np.maximum(_box(A * A, win) - mA * mA, 0.0)
+    others = [b for b in range(len(grays)) if b != ref]
+    poses = [relative_pose(c2ws[ref], c2ws[b]) for b in others]
+    normals = plane_normals(c2ws[ref], down) if config.plane_families else plane_normals(c2ws[ref], None)
+    xs, ys = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    centres = np.stack([xs, ys], -1)
+    ray = np.stack([xs, ys, np.ones_like(xs)], -1) @ np.linalg.inv(Ks[ref]).T
+    ones = np.ones((h, w), np.float32)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    B = [grays[b].astype(np.float32) for b in others]
+    rzs = [(ray @ R.T)[..., 2].astype(np.float32) for R, _ in poses]
+
+    fam_best, fam_sigma, fam_rival, fam_views, fam_match = [], [], [], [], []
+    for normal in normals:
+        planes = plane_range(Ks[ref], [(Ks[b], R, t) for b, (R, t) in zip(others, poses)], h, w, normal, config.step_px)
+        D = len(planes)
+        ndot = (ray @ normal).astype(np.float32)
+        agg = np.full((max(D, 1), h, w), -2.0, np.float32)
+        views_at_best = np.full((len(others), h, w), -2.0, np.float32)
+        running = np.full((h, w), -np.inf, np.float32)
+        for i, sig in enumerate(planes):
+            z = np.full((len(others), h, w), -2.0, np.float32)
+            for j, (b, (R, t)) in enumerate(zip(others, poses)):
+                rz = rzs[j]
+                Hcv = to_cv(plane_homography(Ks[ref], Ks[b], R, t, float(sig), normal))
+                Bw = cv2.warpPerspective(B[j], Hcv, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                inside = cv2.warpPerspective(ones, Hcv, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                front = ((sig * ndot > 0) | (sig == 0)) & (rz + float(sig) * ndot * float(t[2]) > 1e-6)
+                valid = _box(inside * front.astype(np.float32), win) > 0.999
+                mB = _box(Bw, win)
+                varB = np.maximum(_box(Bw * Bw, win) - mB * mB, 0.0)
+                zncc = (_box(A * Bw, win) - mA * mB) / np.sqrt(np.maximum(varA * varB, 1e-6))
+                z[j] = np.where(valid, np.where(varB > MIN_STD**2, zncc, -1.0), -2.0)
+            agg[i] = _aggregate(z, config.top_k)
+            better = agg[i] > running
+            running = np.where(better, agg[i], running)
+            views_at_best = np.where(better[None], z, views_at_best)
+        best, sigma, rival = _refine(agg, planes)
+        match = np.stack(
+            [plane_points(Ks[ref], Ks[b], R, t, centres, sigma, normal)[0] for b, (R, t) in zip(others, poses)]
+        ) if D else np.zeros((len(others), h, w, 2))
+        fam_best.append(best)
+        fam_sigma.append(sigma)
+        fam_rival.append(rival)
+        fam_views.append(views_at_best)
+        fam_match.append(match)
+
+    scores = np.stack(fam_best)
+    family = scores.argmax(0)
+    rows, cols = np.indices((h, w))
+    score = scores[family, rows, cols]
+    rival = np.stack(fam_rival)[family, rows, cols]
+    match = np.stack(fam_match)[family, :, rows, cols]  # [H, W, B, 2]
+    for f in range(len(normals)):
+        far = (np.linalg.norm(np.moveaxis(fam_match[f], 0, 2) - match, axis=-1) > _NEAR).any(-1)
+        rival = np.where((family != f) & far, np.maximum(rival, fam_best[f]), rival)
+    ok = (score >= config.min_score) & (varA > MIN_STD**2) & ((1.0 - score) < config.uniqueness * (1.0 - rival))
+    view_zncc = np.stack(fam_views)[family, :, rows, cols]  # [H, W, B]
+    return PlaneMap(
+        family, np.stack(fam_sigma)[family, rows, cols], score, ok, np.moveaxis(view_zncc, -1, 0), normals, others
+    )
+
+
+def _refine(agg: np.ndarray, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel: best score, parabola-refined sigma, and the best score more than ``_NEAR`` planes away."""
+    D = len(planes)
+    h, w = agg.shape[1:]
+    if D == 0:
+        return np.full((h, w), -2.0, np.float32), np.zeros((h, w)), np.full((h, w), -2.0, np.float32)
+    best = agg.argmax(0)
+    rows, cols = np.indices((h, w))
+    top = agg[best, rows, cols]
+    sigma = planes[best].astype(np.float64)
+    rival = np.full((h, w), -2.0, np.float32)
+    if D > 1:
+        lo, hi = np.maximum(best - 1, 0), np.minimum(best + 1, D - 1)
+        s_m, s_p = agg[lo, rows, cols], agg[hi, rows, cols]
+        denom = s_m - 2 * top + s_p
+        inner = (best > 0) & (best < D - 1) & (denom < 0) & (s_m > -2) & (s_p > -2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.clip(np.where(inner, 0.5 * (s_m - s_p) / denom, 0.0), -0.5, 0.5)
+        sigma = sigma + np.where(frac > 0, frac * (planes[hi] - planes[best]), frac * (planes[best] - planes[lo]))
+        idx = np.arange(D)[:, None, None]
+        rival = np.where(np.abs(idx - best[None]) > _NEAR, agg, -2.0).max(0)
+    return top, sigma, rival
+
+
+class Associator:
+    """Plane maps of every view at the frames asked for, cached, at a working resolution of at most ``max_side``."""
+
+    def __init__(self, videos: list[np.ndarray], cameras: list[ViewCameras], config: MvsConfig | None = None, max_side: int = 320):
+        from mvt4g.tracks.flow import to_gray
+
+        self._to_gray = to_gray
+        self.videos, self.cameras = videos, cameras
+        self.config = config or MvsConfig()
+        H, W = videos[0].shape[1:3]
+        scale = min(1.0, max_side / max(H, W))
+        self.size = (max(8, round(W * scale)), max(8, round(H * scale)))  # (W, H) for cv2
+        self.scale = np.array([self.size[0] / W, self.size[1] / H])
+        self.down = world_down([cam.c2w for cam in cameras])
+        self._maps: dict[tuple[int, int], PlaneMap] = {}
+        self._grays: dict[int, list[np.ndarray]] = {}
+
+    def _K(self, view: int, frame: int) -> np.ndarray:
+        # Pixel centres at +0.5 make a resize a pure scaling of the coordinates.
+        return np.diag([self.scale[0], self.scale[1], 1.0]) @ self.cameras[view].K[frame]
+
+    def _frame_grays(self, frame: int) -> list[np.ndarray]:
+        if frame not in self._grays:
+            grays = []
+            for video in self.videos:
+                g = self._to_gray(video[frame])
+                if (g.shape[1], g.shape[0]) != self.size:
+                    g = cv2.resize(g, self.size, interpolation=cv2.INTER_AREA)
+                grays.append(g)
+            self._grays[frame] = grays
+        return self._grays[frame]
+
+    def plane_map(self, view: int, frame: int) -> PlaneMap:
+        key = (view, frame)
+        if key not in self._maps:
+            Ks = [self._K(v, frame) for v in range(len(self.cameras))]
+            c2ws = [cam.c2w[frame] for cam in self.cameras]
+            self._maps[key] = sweep_view(view, self._frame_grays(frame), Ks, c2ws, self.down, self.config)
+        return self._maps[key]
+
+    def _project(self, a: int, b: int, frame: int, xy: np.ndarray, pmap: PlaneMap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where a's points (working pixels) land in b by a's plane map; whether accepted; pixel indices used."""
+        h, w = pmap.sigma.shape
+        col = np.clip(np.floor(xy[:, 0]).astype(np.int64), 0, w - 1)
+        row = np.clip(np.floor(xy[:, 1]).astype(np.int64), 0, h - 1)
+        fam, sig = pmap.family[row, col], pmap.sigma[row, col]
+        R, t = relative_pose(self.cameras[a].c2w[frame], self.cameras[b].c2w[frame])
+        out = np.zeros((len(xy), 2))
+        ok = pmap.ok[row, col].copy()
+        for f, normal in enumerate(pmap.normals):
+            sel = fam == f
+            if sel.any():
+                out[sel], valid = plane_points(self._K(a, frame), self._K(b, frame), R, t, xy[sel], sig[sel], normal)
+                ok[sel] &= valid
+        ok &= (out[:, 0] >= 0) & (out[:, 0] < w) & (out[:, 1] >= 0) & (out[:, 1] < h)
+        return out, ok, np.stack([row, col], 1)
+
+    def world_points(self, view: int, frame: int, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """World points ``[n, 3]`` of a view's pixels ``xy`` (full resolution) on their best planes,
+        whether those planes passed the sweep's acceptance, and whether a point exists at all
+        (not on the plane at infinity, in front of the camera)."""
+        p = np.asarray(xy, np.float64) * self.scale
+        pmap = self.plane_map(view, frame)
+        h, w = pmap.sigma.shape
+        col = np.clip(np.floor(p[:, 0]).astype(np.int64), 0, w - 1)
+        row = np.clip(np.floor(p[:, 1]).astype(np.int64), 0, h - 1)
+        normals = np.stack(pmap.normals)[pmap.family[row, col]]
+        sigma = pmap.sigma[row, col]
+        ray = np.concatenate([p, np.ones((len(p), 1))], axis=1) @ np.linalg.inv(self._K(view, frame)).T
+        ndot = (ray * normals).sum(1)
+        exists = sigma * ndot > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cam = ray / (sigma * ndot)[:, None]
+        c2w = self.cameras[view].c2w[frame]
+        world = np.where(exists[:, None], cam, 0.0) @ c2w[:3, :3].T + c2w[:3, 3]
+        return world, pmap.ok[row, col] & exists, exists
+
+    def associate(self, a: int, b: int, frame: int, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Matches in view b (full-resolution pixels) of points ``xy`` ``[n, 2]`` of view a at ``frame``, and which are accepted."""
+        p = np.asarray(xy, np.float64) * self.scale
+        pmap_a = self.plane_map(a, frame)
+        m, ok, rc = self._project(a, b, frame, p, pmap_a)
+        ok &= pmap_a.view_zncc[pmap_a.others.index(b), rc[:, 0], rc[:, 1]] >= self.config.min_view_zncc
+        back, ok_back, _ = self._project(b, a, frame, m, self.plane_map(b, frame))
+        ok &= ok_back & (np.linalg.norm(back - p, axis=1) < self.config.lr_px)
+        return m / self.scale, ok
