@@ -81,6 +81,18 @@ def _register() -> None:
 
     app.add_typer(tracks.app, name="tracks")
 
+    from mvt4g.cli import analyze
+
+    app.command("analyze")(analyze.analyze)
+
+    from mvt4g.cli import generate
+
+    app.command("generate")(generate.generate)
+
+    from mvt4g.cli import eval as eval_cli
+
+    app.command("eval")(eval_cli.eval_command)
+
     from mvt4g.cli import completions
 
     app.command("completions", hidden=True)(completions.completions)

@@ -1,0 +1,248 @@
+"""`mvt4g eval`: score generated novel-view videos on the DAVIS, iPhone or synthetic benchmark."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mvt4g.cli import common
+
+
+class BenchName(str, Enum):
+    davis = "davis"
+    iphone = "iphone"
+    synthetic = "synthetic"
+
+
+class CameraMetric(str, Enum):
+    mean = "mean"
+    camctrl = "camctrl"
+
+
+def eval_command(
+    bench: Annotated[BenchName, typer.Option("--bench", "-b", help="Benchmark: davis, iphone or synthetic.")],
+    data_root: Annotated[
+        Path,
+        typer.Option(help="DAVIS 2017 folder, DyCheck iPhone sequence (or folder of them), or synth clip(s)."),
+    ],
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Generate with this model (run or model dir).")] = None,
+    videos: Annotated[
+        Path | None, typer.Option(help="Score videos made by any method: `DIR/SEQUENCE/TRAJECTORY.mp4`.")
+    ] = None,
+    sequences: Annotated[str | None, typer.Option(help="Comma-separated sequences (default: all of the benchmark).")] = None,
+    traj: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated trajectories: davis presets or files (default: ReCamMaster's 10); "
+                     "iphone cam1,cam2; synthetic view names."),
+    ] = None,
+    camera_metric: Annotated[
+        CameraMetric, typer.Option(help="Camera-error convention: mean (per frame, degrees) or camctrl (sums, radians).")
+    ] = CameraMetric.mean,
+    weights_dir: Annotated[
+        Path | None, typer.Option(help="Folder with user-supplied weights for learned metrics (LPIPS, ...).")
+    ] = None,
+    metrics: Annotated[
+        str, typer.Option(help="Comma-separated metric groups, or all (`mvt4g eval --help` lists them).")
+    ] = "all",
+    frames: Annotated[
+        int | None, typer.Option(help="Frames per item (default: the model's; with --videos, each video's own).")
+    ] = None,
+    size: Annotated[
+        str | None, typer.Option(help="Score at HxW (default: the model's; with --videos, the ground truth's).")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Denoising steps with --model.")] = 50,
+    seed: Annotated[int, typer.Option(help="Noise seed with --model.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (with --model).")] = "auto",
+    fov: Annotated[
+        float | None, typer.Option(help="davis: horizontal field of view of the references, degrees (default 24 mm lens).")
+    ] = None,
+    save_videos: Annotated[
+        Path | None, typer.Option(help="With --model: also write the videos as `DIR/SEQUENCE/TRAJECTORY.mp4` (for --videos later).")
+    ] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write per-video, per-sequence and overall rows as CSV.")] = None,
+    report_out: Annotated[
+        Path | None, typer.Option("--report", help="Write a markdown report with the paper's table columns.")
+    ] = None,
+    overwrite: common.OverwriteOpt = False,
+    json_out: common.JsonOpt = False,
+) -> None:
+    """Score generated novel-view videos on a benchmark, with weight-free metrics and optional learned ones.
+
+    Benchmarks: **davis** (DAVIS 2017 val sequences x ReCamMaster's 10 trajectory presets; no
+    ground truth; reference camera assumed static), **iphone** (DyCheck: reference = camera 0,
+    targets = validation cameras 1 and 2 with their real cameras, frames and covisible masks),
+    **synthetic** (`mvt4g synth` clips: reference view vs every other view, exact).
+
+    Either `--model` generates every item, or `--videos` scores existing videos laid out as
+    `DIR/SEQUENCE/TRAJECTORY.mp4` (missing and extra videos are reported; the rest are scored).
+
+    Metric groups (`--metrics`): psnr, ssim, masked_psnr, masked_ssim, temporal_flickering,
+    camera (rot_err, trans_err, cam_mc from poses estimated by weight-free SfM), epipolar
+    (a geometric-consistency proxy, not MEt3R), tracks (track consistency), and the learned
+    lpips, subject_consistency, background_consistency, aesthetic_quality, imaging_quality,
+    motion_smoothness, met3r: computed only with their weights in `--weights-dir`, otherwise
+    listed as skipped with the file each needs. Every metric is reported with its source and
+    settings. PSNR of identical frames is infinite: JSON writes it as the string "inf".
+
+    Examples:
+
+        mvt4g eval --bench synthetic --data-root data/synth --model runs/tiny --steps 4
+
+        mvt4g eval --bench davis --data-root DAVIS --videos gen --size 480x832 --report davis.md
+
+        mvt4g eval --bench iphone --data-root iphone --videos out --metrics psnr,ssim,lpips --weights-dir w --json
+    """
+    from mvt4g.errors import InputError
+    from mvt4g.eval.bench import open_bench, parse_names
+    from mvt4g.eval.runner import EvalSettings, FolderSource, ModelSource, parse_metrics, run_eval
+    from mvt4g.io.atomic import check_output_path
+
+    if (model is None) == (videos is None):
+        raise InputError("give exactly one of --model (generate) or --videos (score existing videos)")
+    if save_videos is not None and model is None:
+        raise InputError("--save-videos needs --model")
+    for out in (csv_out, report_out):
+        if out is not None:
+            check_output_path(out, overwrite=overwrite)
+    settings = EvalSettings(
+        groups=parse_metrics(metrics), camera_metric=camera_metric.value, weights_dir=weights_dir, frames=frames,
+        size=common.parse_size(size) if size is not None else None,
+    )  # fmt: skip
+    benchmark = open_bench(bench.value, data_root, sequences=parse_names(sequences, "sequences"),
+                           trajectories=parse_names(traj, "traj"), fov_deg=fov)  # fmt: skip
+    keys = benchmark.keys()
+    if model is not None:
+        source = ModelSource(model, frames=frames, size=settings.size, steps=steps, seed=seed, device=device,
+                             save_dir=save_videos, overwrite=overwrite)  # fmt: skip
+        source.check_outputs(keys)
+    else:
+        source = FolderSource(videos, keys)
+    what = f"generating with {source.model_dir}" if model is not None else f"videos from {videos}"
+    _info(f"{bench.value}: {len(keys)} item(s) in {len(benchmark.sequences())} sequence(s); {what}")
+
+    with common.progress() as bar:
+        task = bar.add_task("scoring", total=len(keys))
+        result = run_eval(benchmark, source, settings, on_item=lambda label, outcome: bar.advance(task))
+    report = _report(benchmark, source, settings, result)
+    _check_something_scored(result, settings)
+    _warn_skips(result, explicit=metrics.strip() != "all" or weights_dir is not None)
+
+    from mvt4g.eval.report import csv_text, json_ready, markdown_report
+    from mvt4g.io.atomic import write_text_atomic
+
+    if csv_out is not None:
+        write_text_atomic(csv_out, csv_text(report))
+    if report_out is not None:
+        write_text_atomic(report_out, markdown_report(report))
+    if json_out:
+        common.emit_json(json_ready(report))
+    else:
+        _print_table(report)
+    written = "".join(f"; wrote {p}" for p in (csv_out, report_out) if p is not None)
+    _info(f"scored {len(result.results)} video(s), skipped {len(result.skipped_videos)}{written}")
+
+
+def _warn(message: str) -> None:
+    """One warning line on stderr, never wrapped (each skipped item or metric is one line), markup-free."""
+    from rich.markup import escape
+
+    common.console().print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
+
+
+def _info(message: str) -> None:
+    if not common.STATE.quiet:
+        from rich.markup import escape
+
+        common.console().print(escape(message), soft_wrap=True)
+
+
+def _report(benchmark, source, settings, result) -> dict:
+    from mvt4g.eval.report import build_report
+
+    info = {
+        "source": source.describe(),
+        "benchmark": benchmark.describe(),
+        "metric_groups": list(settings.groups),
+        "camera_metric": settings.camera_metric,
+        "frames": getattr(source, "frames", settings.frames),
+        "size": list(settings.size or getattr(source, "size", ())) or None,
+        "weights_dir": str(settings.weights_dir) if settings.weights_dir is not None else None,
+        "size_policy": "references, ground truth, masks and cameras cover-resized (scale + centre crop) to --size; "
+        "a video of another size is resized to the scoring size when the aspect ratios agree within 1 %, else skipped",
+        "metrics": result.metric_info,
+    }
+    return build_report(benchmark.name, info, result.results, result.skipped_videos, result.extra_videos,
+                        result.skipped_metrics)  # fmt: skip
+
+
+def _check_something_scored(result, settings) -> None:
+    from mvt4g.errors import InputError, WorkFailed
+
+    if all(group in result.skipped_metrics for group in settings.groups):
+        name, reason = next(iter(result.skipped_metrics.items()))
+        raise InputError(f"nothing could be scored: no requested metric applies ({name}: {reason})")
+    if not result.results:
+        if result.skipped_videos:
+            first = result.skipped_videos[0]
+            kind = WorkFailed if all(s.failed for s in result.skipped_videos) else InputError
+            raise kind(f"nothing could be scored: {len(result.skipped_videos)} item(s) skipped "
+                       f"(first: {first.sequence}/{first.trajectory}: {first.reason})")  # fmt: skip
+        name, reason = next(iter(result.skipped_metrics.items()), ("", "no metric selected"))
+        raise InputError(f"nothing could be scored: no requested metric applies ({name}: {reason})")
+    if not any(r.metrics for r in result.results):
+        first = next(iter(result.results[0].skipped.items()), ("", "no metric"))
+        raise InputError(f"nothing could be scored: every metric failed on every video (first: {first[0]}: {first[1]})")
+
+
+def _warn_skips(result, explicit: bool) -> None:
+    """One line per problem; metrics that do not apply to the benchmark are one info line unless asked for."""
+    by_design = {n: r for n, r in result.skipped_metrics.items() if not r.startswith("weights rejected")}
+    if explicit:
+        for name, reason in result.skipped_metrics.items():
+            _warn(f"{name} skipped: {reason}")
+    else:
+        for name, reason in result.skipped_metrics.items():
+            if name not in by_design:
+                _warn(f"{name} skipped: {reason}")
+        if by_design:
+            _info(f"not computed here (reasons in --json/--report): {', '.join(by_design)}")
+    for s in result.skipped_videos:
+        _warn(f"{s.sequence}/{s.trajectory} not scored: {s.reason}")
+    for path in result.extra_videos:
+        _warn(f"extra video, not part of the benchmark: {path}")
+    # Per-video metric failures: one line per metric, with how often and the first reason.
+    failures: dict[str, list[str]] = {}
+    for r in result.results:
+        for group, reason in r.skipped.items():
+            failures.setdefault(group, []).append(f"{r.sequence}/{r.trajectory}: {reason}")
+    for group, reasons in failures.items():
+        _warn(f"{group} skipped for {len(reasons)} of {len(result.results)} video(s) (first: {reasons[0]})")
+
+
+def _print_table(report: dict) -> None:
+    if common.STATE.quiet:
+        return
+    import sys
+
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    from mvt4g.eval.report import table_rows
+
+    headers, rows = table_rows(report)
+    table = Table(title=f"mvt4g eval {report['bench']} (camera metrics: {report['settings']['camera_metric']})")
+    for i, h in enumerate(headers):
+        table.add_column(h, justify="left" if i < 2 else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    console = common.console()
+    if not sys.stderr.isatty():
+        # In a log file or a pipe the table keeps its natural width (rich would squeeze it into 80 columns).
+        from rich.console import Console
+
+        wide = Console(file=sys.stderr, width=100_000)
+        console = Console(file=sys.stderr, width=Measurement.get(wide, wide.options, table).maximum, highlight=False)
+    console.print(table)

@@ -1,0 +1,233 @@
+"""`mvt4g generate`: novel-view videos (and multi-view tracks) from reference videos."""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mvt4g.cli import common
+
+
+class SamplerName(str, Enum):
+    euler = "euler"
+    unipc = "unipc"
+
+
+class FramePolicy(str, Enum):
+    error = "error"
+    pad = "pad"
+    trim = "trim"
+
+
+def generate(
+    references: Annotated[
+        list[Path], typer.Argument(metavar="REF...", help="Reference videos: mp4 files or DAVIS-style frame folders.")
+    ],
+    traj: Annotated[
+        list[str],
+        typer.Option(
+            "--traj", "-t", metavar="NAME|FILE[,...]",
+            help="Target trajectories: presets (`mvt4g traj list`) or trajectory files, comma-separated or repeated.",
+        ),
+    ],
+    model: Annotated[Path, typer.Option("--model", "-m", help="A training run directory or a saved model directory.")],
+    camera: Annotated[
+        str | None, typer.Option(metavar="camNN", help="Camera of a ReCamMaster camera_extrinsics.json trajectory file.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output video (.mp4) for one reference and one trajectory.")] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(help="Output folder: `DIR/REF_STEM/TRAJ.mp4` per item (default: the current folder)."),
+    ] = None,
+    prompt: Annotated[str | None, typer.Option(help="Text prompt (used when the model has a text encoder).")] = None,
+    prompt_file: Annotated[Path | None, typer.Option(help="Read the prompt from this text file.")] = None,
+    steps: Annotated[int, typer.Option(help="Denoising steps.")] = 50,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale on the text (needs a text encoder).")] = 5.0,
+    shift: Annotated[float, typer.Option(help="Timestep shift of the sigma grid (ReCamMaster: 5).")] = 5.0,
+    sampler: Annotated[SamplerName, typer.Option(help="euler (ReCamMaster's) or unipc (diffusers' UniPC).")] = SamplerName.euler,
+    seed: Annotated[int, typer.Option(help="Noise seed (the same noise on CPU and GPU).")] = 0,
+    frames: Annotated[int, typer.Option(help="Output frames, 4k+1 (ReCamMaster: 81 = 21 latent frames).")] = 81,
+    size: Annotated[
+        str | None, typer.Option(help="Output HxW, multiples of the model's stride. Default: the model's (config video).")
+    ] = None,
+    frame_policy: Annotated[
+        FramePolicy,
+        typer.Option(help="A reference shorter than --frames: error, pad (repeat the last frame) or trim (fewer frames)."),
+    ] = FramePolicy.error,
+    fov: Annotated[float | None, typer.Option(help="Horizontal field of view of the reference video, degrees.")] = None,
+    focal: Annotated[
+        float | None, typer.Option(help="Focal length of the reference, mm on a 23.76 mm-wide sensor. Default: 24.")
+    ] = None,
+    ref_cameras: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE[:VIEW]",
+            help="Cameras of the reference video (trajectory JSON, camera_extrinsics.json:camNN or cameras.json:VIEW). "
+            "Default: a static camera.",
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16 or float16.")] = "auto",
+    query_points: Annotated[
+        str | None,
+        typer.Option(metavar="FILE|grid[:RxC]", help="Also predict multi-view tracks of these points (tracks.npz + overlay)."),
+    ] = None,
+    track_timestep: Annotated[
+        float | None, typer.Option(help="Run the tracking head at the step nearest this timestep (0-1000). Default: the last step.")
+    ] = None,
+    side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Also write reference | generated as one video.")] = False,
+    overwrite: common.OverwriteOpt = False,
+    json_out: common.JsonOpt = False,
+) -> None:
+    """Generate the video a camera moving along `--traj` would have filmed of each reference scene.
+
+    Every reference is fitted to the output frames and size (the frame policy and a
+    centre-cropping resize, reported), encoded, and a target video is sampled with the
+    flow-matching sampler (ReCamMaster's: 50 Euler steps, shift 5, guidance 5 on the text
+    when the model has a text encoder). The trajectory starts at the reference camera's first
+    pose. Next to each video: `.trajectory.json` (the poses used), `.meta.json` (model, seed,
+    settings, versions), optional `.side-by-side.mp4`; with `--query-points`, `.tracks.npz`
+    (views: reference, generated) and a `.tracks.mp4` overlay. The model is loaded once for
+    all items; a failed item is reported and the others still run (exit 1 or 2 at the end).
+
+    Examples:
+
+        mvt4g generate bear.mp4 --traj arc-left --model runs/tiny --steps 4
+
+        mvt4g generate a.mp4 b.mp4 --traj arc-left,zoom-in --model runs/exp1 --out-dir gen --json
+
+        mvt4g generate bear.mp4 --traj pan-right --model runs/exp1 --out pan.mp4 --query-points grid:8x8
+    """
+    from mvt4g.errors import InputError
+
+    start = time.perf_counter()
+    height_width = common.parse_size(size) if size is not None else None
+    if prompt is not None and prompt_file is not None:
+        raise InputError("give --prompt or --prompt-file, not both")
+    if prompt_file is not None:
+        prompt = _read_prompt(prompt_file)
+    if out is None and out_dir is None:
+        out_dir = Path(".")
+    if track_timestep is not None:
+        if query_points is None:
+            raise InputError("--track-timestep needs --query-points")
+        if not 0.0 <= track_timestep <= 1000.0:
+            raise InputError(f"--track-timestep must be in [0, 1000], got {track_timestep:g}")
+
+    from mvt4g.model.checkpoint import read_config
+    from mvt4g.sample.model_dir import resolve_model_dir
+    from mvt4g.sample.pipeline import check_video_shape, resolve_device, resolve_dtype
+    from mvt4g.sample.sampler import SamplingSettings
+
+    settings = SamplingSettings(steps=steps, shift=shift, sampler=sampler.value, guidance=guidance)
+    model_dir = resolve_model_dir(model)
+    config = read_config(model_dir)
+    n_frames = frames
+    height, width = height_width or (config.video.height, config.video.width)
+    check_video_shape(config, n_frames, height, width)
+    torch_device = resolve_device(device)
+    resolve_dtype(dtype, torch_device)
+    if query_points is not None and not config.use_tracking_head:
+        raise InputError("this model has no tracking head (use_tracking_head is off): drop --query-points", path=model_dir)
+
+    from mvt4g.sample.batch import plan_jobs
+    from mvt4g.sample.reference import ReferenceOptions, plan_reference
+    from mvt4g.sample.targets import parse_trajectories
+
+    options = ReferenceOptions(frames=n_frames, height=height, width=width, frame_policy=frame_policy.value,
+                               fov_deg=fov, focal_mm=focal, camera_file=ref_cameras)  # fmt: skip
+    plans = [plan_reference(path, options) for path in references]
+    trajectories = parse_trajectories(traj, camera)
+    jobs = plan_jobs(plans, trajectories, out=out, out_dir=out_dir, side_by_side=side_by_side,
+                     query_spec=query_points, size=(height, width), token_stride=config.token_stride,
+                     overwrite=overwrite)  # fmt: skip
+
+    from mvt4g.sample.pipeline import GeneratePipeline
+
+    pipeline = GeneratePipeline(model_dir, device=torch_device, dtype=dtype)
+    if prompt and pipeline.text is None:
+        common.warn(f"{pipeline.text_note}; the prompt is ignored and guidance is skipped")
+    common.info(
+        f"model {model_dir} ({config.name}) on {pipeline.device} {str(pipeline.dtype).replace('torch.', '')}, "
+        f"loaded in {pipeline.load_seconds:.1f} s; {len(jobs)} item(s) of {n_frames} frames at {height}x{width}, "
+        f"{settings.steps} {settings.sampler} steps"
+    )
+    outcomes = _run(pipeline, jobs, options, settings, seed, prompt, track_timestep, overwrite, single=len(jobs) == 1)
+    failed = [o for o in outcomes if not o.ok]
+    if json_out:
+        common.emit_json({
+            "items": [o.to_dict() for o in outcomes],
+            "ok": len(outcomes) - len(failed),
+            "failed": len(failed),
+            "settings": {**settings.to_dict(), "seed": seed, "frames": n_frames, "size": [height, width],
+                         "frame_policy": frame_policy.value, "device": str(pipeline.device),
+                         "dtype": str(pipeline.dtype).replace("torch.", ""), "query_points": query_points,
+                         "text_encoder": pipeline.text is not None},
+            "model": str(model_dir),
+            "timings": {"load_s": round(pipeline.load_seconds, 3), "total_s": round(time.perf_counter() - start, 3)},
+        })  # fmt: skip
+    if failed:
+        _raise_failures(failed, len(outcomes))
+    common.info(f"{len(outcomes)} item(s) in {time.perf_counter() - start:.1f} s")
+
+
+def _read_prompt(path: Path) -> str:
+    from mvt4g.errors import InputError
+
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        raise InputError("no such prompt file", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"unreadable prompt file ({exc})", path=path) from None
+
+
+def _run(pipeline, jobs, options, settings, seed, prompt, track_timestep, overwrite, *, single: bool):
+    from mvt4g.sample.batch import run_jobs
+
+    seen_refs: set[str] = set()
+    with common.progress() as bar:
+        items_task = bar.add_task("items", total=len(jobs))
+        steps_task = bar.add_task("steps", total=settings.steps)
+
+        def on_start(job, number, total):
+            bar.update(steps_task, completed=0, description=job.label)
+
+        def on_step(done, total):
+            bar.update(steps_task, completed=done)
+
+        def on_done(outcome):
+            bar.advance(items_task)
+            job = outcome.job
+            if outcome.ok:
+                ref = outcome.info["reference"]
+                key = str(job.reference.path)
+                if key not in seen_refs:
+                    seen_refs.add(key)
+                    common.info(f"{job.reference.path}: {ref['frames']['message']}; {ref['size']['message']}; camera {ref['camera']['motion']}")
+                if outcome.info.get("trajectory_note"):
+                    common.info(f"{job.label}: {outcome.info['trajectory_note']}")
+                common.info(f"{job.label}: wrote {job.paths.video} ({outcome.seconds:.1f} s)")
+            elif not single:
+                common.warn(f"{job.label} failed: {outcome.error}")
+            if outcome.traceback and common.STATE.debug:
+                common.console().print(outcome.traceback)
+
+        return run_jobs(pipeline, jobs, options, settings=settings, seed=seed, prompt=prompt,
+                        track_timestep=track_timestep, overwrite=overwrite,
+                        extra_metadata={"generated_by": "mvt4g generate"},
+                        on_start=on_start, on_step=on_step, on_done=on_done)  # fmt: skip
+
+
+def _raise_failures(failed, total: int) -> None:
+    from mvt4g.errors import InputError, WorkFailed
+
+    first = failed[0]
+    kind = InputError if all(o.exit_code == 2 for o in failed) else WorkFailed
+    if total == 1:
+        raise kind(first.error)
+    raise kind(f"{len(failed)} of {total} items failed (first: {first.job.label}: {first.error})")

@@ -1,0 +1,396 @@
+"""Score a benchmark: get each item's generated video (from a folder or a model) and compute the metrics.
+
+Two sources, the same scoring code:
+
+* :class:`FolderSource` (``--videos DIR``): videos made by any method, laid out as
+  ``DIR/SEQUENCE/TRAJECTORY.mp4``. Items without a video are reported as skipped; ``.mp4``
+  files that match no item are reported as extra (``mvt4g generate``'s companion files
+  ``*.side-by-side.mp4`` and ``*.tracks.mp4`` are ignored); the rest are scored.
+* :class:`ModelSource` (``--model DIR``): generates each item with ``mvt4g.sample``'s
+  ``GeneratePipeline`` (the model loaded once), from the item's reference and cameras
+  (unknown reference cameras, DAVIS, are taken as static). Metrics are computed on the
+  generated frames themselves; ``--save-videos DIR`` also writes them as
+  ``DIR/SEQUENCE/TRAJECTORY.mp4`` (H.264, so re-scoring those files with ``--videos`` differs
+  slightly). Existing files there are refused before any work unless ``--overwrite``.
+
+Frames: a folder video is scored over its own length (or its first ``--frames``); the
+reference and ground truth are cut to the same first frames (an item whose reference or
+ground truth is shorter is skipped). With a model, every item has ``--frames`` frames (the
+model's default when not given); shorter sequences are skipped.
+
+Sizes: everything is scored at one size per item: ``--size`` when given (references, ground
+truth, masks and cameras cover-resized and centre-cropped to it, as ``mvt4g generate`` fits a
+reference), else with a model the model's size, else the ground truth's own size (the
+reference's on DAVIS). A folder video of another size is resized to it (OpenCV area
+interpolation when shrinking, bilinear when enlarging; noted in the item) when the aspect
+ratios agree within 1 %; otherwise the item is skipped with the reason (pass ``--size`` to score
+at the video's size). Nothing is cropped from a generated video.
+
+Metric groups (``--metrics``): ``psnr``, ``ssim``, ``masked_psnr``, ``masked_ssim``,
+``temporal_flickering``, ``camera`` (rot_err, trans_err, cam_mc), ``epipolar``
+(epipolar_error), ``tracks`` (track_consistency, track_error) and the learned metrics of
+``mvt4g.eval.learned`` (run only with their weights in ``--weights-dir``; LPIPS is the one
+implemented). A metric that fails for one video (e.g. its camera poses cannot be estimated) is
+left out of that video with the reason; the others are still computed. Cameras: ``camera``
+estimates the generated video's poses with the target cameras' intrinsics (the video was asked
+to be filmed with them) and compares them with the target trajectory; ``epipolar`` and
+``tracks`` relate reference frame t to generated frame t through the reference cameras (static
+when unknown) and the target cameras.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mvt4g.errors import InputError, MVT4GError
+from mvt4g.eval import camera_metrics, epipolar, image_metrics, learned, pose_estimation, track_consistency
+from mvt4g.eval.bench import BenchItem, Benchmark
+from mvt4g.eval.report import CAMERA_METRICS, SkippedVideo, VideoResult, metric_descriptions
+
+WEIGHT_FREE_GROUPS = ("psnr", "ssim", "masked_psnr", "masked_ssim", "temporal_flickering", "camera", "epipolar", "tracks")
+ALL_GROUPS = WEIGHT_FREE_GROUPS + tuple(learned.REGISTRY)
+ALIASES = {"flicker": "temporal_flickering", "track_consistency": "tracks", "epipolar_error": "epipolar",
+           **{m: "camera" for m in CAMERA_METRICS}}  # fmt: skip
+NEEDS_GROUND_TRUTH = ("psnr", "ssim", "masked_psnr", "masked_ssim", "lpips")
+COMPANION_SUFFIXES = (".side-by-side.mp4", ".tracks.mp4")
+#: Largest relative aspect-ratio difference at which a folder video is resized rather than refused.
+ASPECT_TOLERANCE = 0.01
+
+
+def parse_metrics(text: str | None) -> list[str]:
+    """``--metrics`` -> metric groups in canonical order (``None`` or ``all``: every group)."""
+    if text is None or text.strip() == "all":
+        return list(ALL_GROUPS)
+    names = [ALIASES.get(p.strip(), p.strip()) for p in text.split(",")]
+    if any(not n for n in names):
+        raise InputError("--metrics needs names separated by commas, without empty entries")
+    unknown = [n for n in names if n not in ALL_GROUPS]
+    if unknown:
+        raise InputError(f"unknown metric {unknown[0]!r} (choose all or from: {', '.join(ALL_GROUPS)})")
+    return [g for g in ALL_GROUPS if g in names]
+
+
+@dataclass
+class EvalSettings:
+    """What to compute (``groups``) and how (camera convention, weights, frames, size, pose settings)."""
+
+    groups: list[str] = field(default_factory=lambda: list(ALL_GROUPS))
+    camera_metric: str = "mean"
+    weights_dir: Path | None = None
+    frames: int | None = None
+    size: tuple[int, int] | None = None
+    pose: pose_estimation.PoseSettings = field(default_factory=pose_estimation.PoseSettings)
+
+    def __post_init__(self) -> None:
+        if self.camera_metric not in camera_metrics.CONVENTIONS:
+            raise InputError(f"--camera-metric must be {' or '.join(camera_metrics.CONVENTIONS)}, got {self.camera_metric!r}")
+        if self.frames is not None and self.frames < 2:
+            raise InputError(f"--frames must be at least 2, got {self.frames}")
+        if self.weights_dir is not None and not Path(self.weights_dir).is_dir():
+            raise InputError("--weights-dir: no such folder", path=self.weights_dir)
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def _size_mismatch(video: np.ndarray, height: int, width: int) -> tuple[np.ndarray, str]:
+    """``video`` resized to ``height x width`` and a note, or InputError when the aspect differs."""
+    h, w = video.shape[1:3]
+    if abs((w / h) / (width / height) - 1.0) > ASPECT_TOLERANCE:
+        raise InputError(f"video is {w}x{h} but this item is scored at {width}x{height} (the ground truth's size, "
+                         f"or the reference's, or --size) and the aspect ratios differ; pass --size {h}x{w} to score "
+                         "at the video's size")  # fmt: skip
+    interp = cv2.INTER_AREA if w > width else cv2.INTER_LINEAR
+    out = np.stack([cv2.resize(f, (width, height), interpolation=interp) for f in video])
+    return out, f"video resized from {w}x{h} to {width}x{height} ({'area' if w > width else 'bilinear'})"
+
+
+class FolderSource:
+    """Videos already made, ``ROOT/SEQUENCE/TRAJECTORY.mp4`` (see the module docstring)."""
+
+    kind = "videos"
+
+    def __init__(self, root: str | Path, keys: list[tuple[str, str]]):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise InputError("--videos: no such folder", path=self.root)
+        self.paths: dict[tuple[str, str], Path] = {}
+        self.missing: list[tuple[str, str]] = []
+        for key in keys:
+            path = self.root / key[0] / f"{key[1]}.mp4"
+            if path.is_file():
+                self.paths[key] = path
+            else:
+                self.missing.append(key)
+        wanted = {p.resolve() for p in self.paths.values()}
+        files = sorted(p for p in self.root.rglob("*.mp4") if p.is_file() and not p.name.endswith(COMPANION_SUFFIXES))
+        self.extra = [str(p) for p in files if p.resolve() not in wanted]
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "path": str(self.root)}
+
+    def frames_of(self, key: tuple[str, str], requested: int | None) -> int:
+        """Frames the item is scored over: ``requested``, or the video's own count."""
+        from mvt4g.io.video import probe_video
+
+        count = probe_video(self.paths[key]).frames
+        if requested is not None and count < requested:
+            raise InputError(f"video has {count} frames, --frames asks for {requested}", path=self.paths[key])
+        return requested or count
+
+    def video(self, item: BenchItem) -> tuple[np.ndarray, str, list[str]]:
+        """The item's video cut to the item's frames and sized to its target: (frames, path, notes)."""
+        from mvt4g.io.video import read_video
+
+        path = self.paths[item.key]
+        T = item.reference.shape[0]
+        frames = read_video(path, max_frames=T).frames
+        if frames.shape[0] < T:
+            raise InputError(f"decoded {frames.shape[0]} frames, expected {T}", path=path)
+        height, width = item.target_size
+        notes = []
+        if frames.shape[1:3] != (height, width):
+            try:
+                frames, note = _size_mismatch(frames, height, width)
+            except InputError as exc:
+                raise InputError(str(exc), path=path) from None
+            notes.append(note)
+        return frames, str(path), notes
+
+
+class ModelSource:
+    """Generates each item with a model (``GeneratePipeline``), optionally saving the videos."""
+
+    kind = "model"
+
+    def __init__(self, model: str | Path, *, frames: int | None, size: tuple[int, int] | None, steps: int = 50,
+                 seed: int = 0, device: str = "auto", save_dir: Path | None = None, overwrite: bool = False):  # fmt: skip
+        from mvt4g.model.checkpoint import read_config
+        from mvt4g.sample.model_dir import resolve_model_dir
+        from mvt4g.sample.pipeline import check_video_shape
+        from mvt4g.sample.sampler import SamplingSettings
+
+        self.model_dir = resolve_model_dir(model)
+        config = read_config(self.model_dir)
+        self.frames = frames or config.video.frames
+        self.size = size or (config.video.height, config.video.width)
+        check_video_shape(config, self.frames, *self.size)
+        if steps < 1:
+            raise InputError(f"--steps must be at least 1, got {steps}")
+        self.settings = SamplingSettings(steps=steps)
+        self.seed = seed
+        self.device = device
+        self.save_dir = None if save_dir is None else Path(save_dir)
+        self.overwrite = overwrite
+        self.pipeline = None
+        self.missing: list[tuple[str, str]] = []
+        self.extra: list[str] = []
+
+    def check_outputs(self, keys: list[tuple[str, str]]) -> None:
+        """Before any work: the save folder's parent exists and no video would be overwritten unasked."""
+        if self.save_dir is None:
+            return
+        from mvt4g.errors import OutputExistsError
+        from mvt4g.io.atomic import check_output_path
+
+        check_output_path(self.save_dir, overwrite=True, is_dir=True)
+        for sequence, trajectory in keys:
+            path = self.save_dir / sequence / f"{trajectory}.mp4"
+            if path.exists() and not self.overwrite:
+                raise OutputExistsError("output exists (pass --overwrite to replace it)", path=path)
+
+    def load(self) -> None:
+        from mvt4g.sample.pipeline import GeneratePipeline
+
+        if self.pipeline is None:
+            self.pipeline = GeneratePipeline(self.model_dir, device=self.device)
+
+    def describe(self) -> dict:
+        device = str(self.pipeline.device) if self.pipeline is not None else self.device
+        return {"kind": self.kind, "path": str(self.model_dir), "steps": self.settings.steps, "seed": self.seed,
+                "sampler": self.settings.sampler, "shift": self.settings.shift, "device": device,
+                "note": "metrics are computed on the generated frames before any video encoding"}  # fmt: skip
+
+    def frames_of(self, key: tuple[str, str], requested: int | None) -> int:
+        return self.frames
+
+    def video(self, item: BenchItem) -> tuple[np.ndarray, str | None, list[str]]:
+        from mvt4g.sample.reference import PreparedReference
+
+        self.load()
+        cams = item.reference_cameras_or_static()
+        ref = PreparedReference(path=Path(item.sequence), frames=np.ascontiguousarray(item.reference), fps=item.fps,
+                                cameras=cams, report={})  # fmt: skip
+        start = time.perf_counter()
+        result = self.pipeline.generate(ref, item.target_cameras, settings=self.settings, seed=self.seed)
+        notes = [f"generated in {time.perf_counter() - start:.1f} s ({self.settings.steps} steps, seed {self.seed})"]
+        path = None
+        if self.save_dir is not None:
+            from mvt4g.io.video import write_video
+
+            out = self.save_dir / item.sequence / f"{item.trajectory}.mp4"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_video(out, result.frames, fps=item.fps, overwrite=self.overwrite)
+            path = str(out)
+        return result.frames, path, notes
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class EvalResult:
+    """Everything a report needs."""
+
+    results: list[VideoResult]
+    skipped_videos: list[SkippedVideo]
+    extra_videos: list[str]
+    skipped_metrics: dict[str, str]
+    metric_info: dict[str, dict[str, str]]
+
+
+def bench_exclusions(bench: Benchmark, groups: list[str], weights_dir: Path | None) -> tuple[dict[str, str], object]:
+    """Metrics the whole benchmark cannot have (with reasons) and the loaded LPIPS model (or None)."""
+    skipped: dict[str, str] = {}
+    for group in groups:
+        if group in NEEDS_GROUND_TRUTH and not bench.has_ground_truth:
+            skipped[group] = f"needs ground-truth target frames; the {bench.name} benchmark has none"
+        elif group in ("masked_psnr", "masked_ssim") and not bench.has_masks:
+            skipped[group] = f"needs masks; the {bench.name} benchmark has none (every pixel is scored by {group[7:]})"
+    lpips_model = None
+    for group in groups:
+        if group not in learned.REGISTRY or group in skipped:
+            continue
+        status = learned.metric_status(group, weights_dir)
+        if status != "ready":
+            skipped[group] = status.removeprefix("skipped: ")
+        elif group == "lpips":
+            try:
+                lpips_model = learned.load_lpips(weights_dir)
+            except InputError as exc:
+                skipped[group] = f"weights rejected: {exc}"
+    return skipped, lpips_model
+
+
+def score_video(item: BenchItem, generated: np.ndarray, groups: list[str], settings: EvalSettings,
+                lpips_model=None) -> tuple[dict[str, float], dict, dict[str, str]]:  # fmt: skip
+    """Metrics, details and per-group skip reasons of one generated video against its item."""
+    metrics: dict[str, float] = {}
+    details: dict = {"seconds": {}}
+    skipped: dict[str, str] = {}
+    gt, masks, tgt = item.ground_truth, item.masks, item.target_cameras
+
+    def run(group: str, fn: Callable[[], None]) -> None:
+        start = time.perf_counter()
+        try:
+            fn()
+        except MVT4GError as exc:  # InputError or MetricUnavailable: this metric has no honest value here
+            skipped[group] = str(exc)
+        details["seconds"][group] = round(time.perf_counter() - start, 4)
+
+    def camera() -> None:
+        est = pose_estimation.estimate_poses(generated, tgt.K[0], settings.pose)
+        details["pose"] = est.summary()
+        errs = camera_metrics.camera_errors(est.require_complete(), tgt.c2w, settings.camera_metric)
+        metrics.update(rot_err=errs.rot_err, trans_err=errs.trans_err, cam_mc=errs.cam_mc)
+        details["camera"] = {k: v for k, v in errs.to_dict().items() if k not in CAMERA_METRICS}
+
+    def epipolar_proxy() -> None:
+        ref = item.reference_cameras_or_static()
+        res = epipolar.epipolar_error(item.reference, generated, ref.K, ref.c2w, tgt.K, tgt.c2w, static_mask=item.static_mask)
+        metrics["epipolar_error"] = res.value
+        details["epipolar"] = {k: v for k, v in res.to_dict().items() if k != "epipolar_error"}
+
+    def tracks() -> None:
+        ref = item.reference_cameras_or_static()
+        res = track_consistency.track_consistency(item.reference, generated, ref.K, ref.c2w, tgt.K, tgt.c2w)
+        metrics.update(track_consistency=res.consistency, track_error=res.error)
+        details["tracks"] = {k: v for k, v in res.to_dict().items() if k not in ("track_consistency", "track_error")}
+
+    computations: dict[str, Callable[[], None]] = {
+        "psnr": lambda: metrics.__setitem__("psnr", image_metrics.psnr(generated, gt)),
+        "ssim": lambda: metrics.__setitem__("ssim", image_metrics.ssim(generated, gt)),
+        "masked_psnr": lambda: metrics.__setitem__("masked_psnr", image_metrics.psnr(generated, gt, mask=masks)),
+        "masked_ssim": lambda: metrics.__setitem__("masked_ssim", image_metrics.ssim(generated, gt, mask=masks)),
+        "temporal_flickering": lambda: metrics.__setitem__("temporal_flickering", image_metrics.temporal_flickering(generated)),
+        "camera": camera,
+        "epipolar": epipolar_proxy,
+        "tracks": tracks,
+        "lpips": lambda: metrics.__setitem__("lpips", learned.lpips(lpips_model, generated, gt)),
+    }
+    for group in groups:
+        if group in ("masked_psnr", "masked_ssim") and masks is None:
+            skipped[group] = "this item has no masks"
+            continue
+        run(group, computations[group])
+    return metrics, details, skipped
+
+
+def run_eval(
+    bench: Benchmark,
+    source: FolderSource | ModelSource,
+    settings: EvalSettings,
+    *,
+    on_item: Callable[[str, VideoResult | SkippedVideo], None] | None = None,
+) -> EvalResult:
+    """Score every item of ``bench`` that ``source`` can provide (see the module docstring)."""
+    info = metric_descriptions(settings.groups, settings.camera_metric)
+    skipped_metrics, lpips_model = bench_exclusions(bench, settings.groups, settings.weights_dir)
+    active = [g for g in settings.groups if g not in skipped_metrics and g in WEIGHT_FREE_GROUPS + ("lpips",)]
+    results: list[VideoResult] = []
+    skipped_videos: list[SkippedVideo] = []
+
+    def skip(key: tuple[str, str], reason: str, failed: bool = False) -> None:
+        s = SkippedVideo(key[0], key[1], reason, failed)
+        skipped_videos.append(s)
+        if on_item:
+            on_item(f"{key[0]}/{key[1]}", s)
+
+    for key in source.missing:
+        skip(key, f"no video {key[0]}/{key[1]}.mp4 in {getattr(source, 'root', '')}")
+    if not active:
+        return EvalResult(results, skipped_videos, list(source.extra), skipped_metrics, info)
+    missing = set(source.missing)
+    all_keys = bench.keys()
+    for sequence in bench.sequences():
+        keys = [k for k in all_keys if k[0] == sequence and k not in missing]
+        if not keys:
+            continue
+        frames: dict[tuple[str, str], int] = {}
+        for key in keys:
+            try:
+                frames[key] = source.frames_of(key, settings.frames)
+            except InputError as exc:
+                skip(key, str(exc))
+        if not frames:
+            continue
+        try:
+            items = {it.key: it for it in bench.load(sequence, max(frames.values()))}
+        except InputError as exc:
+            for key in frames:
+                skip(key, f"sequence could not be read: {exc}")
+            continue
+        for key, count in frames.items():
+            try:
+                size = settings.size or (source.size if isinstance(source, ModelSource) else None)
+                item = items[key].fit(count, size)
+                generated, path, notes = source.video(item)
+            except InputError as exc:
+                skip(key, str(exc))
+                continue
+            except MVT4GError as exc:  # the work failed for this item (e.g. NaN latents): the others still run
+                skip(key, str(exc), failed=True)
+                continue
+            metrics, details, per_skip = score_video(item, generated, active, settings, lpips_model)
+            result = VideoResult(sequence, key[1], path, count, item.target_size, metrics, details, per_skip,
+                                 item.notes + notes)  # fmt: skip
+            results.append(result)
+            if on_item:
+                on_item(f"{sequence}/{key[1]}", result)
+    return EvalResult(results, skipped_videos, list(source.extra), skipped_metrics, info)

@@ -1,0 +1,43 @@
+"""Generation: the flow-matching sampler and the pipeline behind ``mvt4g generate``.
+
+    from mvt4g.sample import GeneratePipeline, ReferenceOptions, SamplingSettings
+    from mvt4g.sample import plan_reference, read_reference, target_cameras
+    from mvt4g.camera import preset_trajectory
+
+    pipe = GeneratePipeline("runs/tiny")                          # loaded once
+    opts = ReferenceOptions(frames=81, height=32, width=32)
+    ref = read_reference(plan_reference("bear.mp4", opts), opts)
+    tgt = target_cameras(ref.cameras, preset_trajectory("arc-left", ref.num_frames))
+    frames = pipe.generate(ref, tgt, settings=SamplingSettings(steps=4), seed=0).frames
+
+Modules: ``sampler`` (Euler / UniPC on the shifted sigma grid, guidance), ``pipeline``
+(model + autoencoder + text, one generation), ``reference`` (frame/size policy, reference
+cameras), ``targets`` (``--traj`` values, target cameras), ``queries`` (tracking-head
+queries and output), ``batch`` (many items, output names and files), ``model_dir``
+(``--model`` resolution).
+"""
+
+from importlib import import_module
+
+_EXPORTS = {
+    "SamplingSettings": "sampler", "EulerFlowSampler": "sampler", "UniPCFlowSampler": "sampler",
+    "make_sampler": "sampler", "sample_flow": "sampler", "guided_velocity": "sampler", "SAMPLERS": "sampler",
+    "GeneratePipeline": "pipeline", "GenerationResult": "pipeline",
+    "ReferenceOptions": "reference", "PreparedReference": "reference", "plan_reference": "reference",
+    "read_reference": "reference", "DEFAULT_FOCAL_MM": "reference",
+    "TargetTrajectory": "targets", "parse_trajectories": "targets", "target_cameras": "targets",
+    "grid_queries": "queries", "load_query_points": "queries",
+    "plan_jobs": "batch", "run_jobs": "batch", "item_paths": "batch",
+    "resolve_model_dir": "model_dir",
+}  # fmt: skip
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    # Loaded on first use so `import mvt4g.sample` does not pull in torch and diffusers.
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mvt4g.sample' has no attribute {name!r}")
+    value = getattr(import_module(f"mvt4g.sample.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

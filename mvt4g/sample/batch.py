@@ -1,0 +1,276 @@
+"""Many (reference, trajectory) generations with one loaded model: output names, checks, writing.
+
+Output names (predictable, for pipelines):
+
+    --out-dir DIR   DIR/REF_STEM/TRAJ.mp4 for every reference and trajectory
+    --out FILE.mp4  exactly one reference and one trajectory
+
+and next to each video ``V.mp4``::
+
+    V.trajectory.json    the target trajectory used (mvt4g trajectory JSON, frames = output)
+    V.meta.json          model, seed, sampler, steps, guidance, frame/size policy, versions
+    V.side-by-side.mp4   reference | generated (with --side-by-side)
+    V.tracks.npz         predicted multi-view tracks, view 0 reference, 1 generated (with queries)
+    V.tracks.mp4         reference | generated with coloured track trails (with queries)
+
+Everything that can be checked is checked by :func:`plan_jobs` before the first file is
+written (names, existing outputs, query points). A job that fails later (a video that turns
+out not to decode, out of memory, a NaN) is reported in its :class:`JobOutcome` and the others
+still run; the video is written last, so a present ``V.mp4`` means a complete item.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mvt4g.errors import InputError, MVT4GError, OutputExistsError
+from mvt4g.io.atomic import check_output_path, write_json_atomic
+from mvt4g.sample.queries import load_query_points
+from mvt4g.sample.reference import ReferenceOptions, ReferencePlan, read_reference
+from mvt4g.sample.targets import TargetTrajectory, target_cameras
+
+META_FORMAT = "mvt4g-generate"
+META_FORMAT_VERSION = 1
+
+
+@dataclass
+class ItemPaths:
+    """Files of one generated item (None: not requested)."""
+
+    video: Path
+    trajectory: Path
+    metadata: Path
+    side_by_side: Path | None = None
+    tracks: Path | None = None
+    overlay: Path | None = None
+
+    def files(self) -> list[Path]:
+        return [p for p in (self.video, self.trajectory, self.metadata, self.side_by_side, self.tracks, self.overlay) if p]
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {k: (str(v) if v is not None else None) for k, v in self.__dict__.items()}
+
+
+def item_paths(video: Path, *, side_by_side: bool = False, tracks: bool = False) -> ItemPaths:
+    stem = video.with_suffix("")
+    return ItemPaths(
+        video=video,
+        trajectory=Path(f"{stem}.trajectory.json"),
+        metadata=Path(f"{stem}.meta.json"),
+        side_by_side=Path(f"{stem}.side-by-side.mp4") if side_by_side else None,
+        tracks=Path(f"{stem}.tracks.npz") if tracks else None,
+        overlay=Path(f"{stem}.tracks.mp4") if tracks else None,
+    )
+
+
+@dataclass
+class GenerateJob:
+    """One item: a probed reference, a trajectory, its output files and (optional) queries."""
+
+    reference: ReferencePlan
+    trajectory: TargetTrajectory
+    paths: ItemPaths
+    queries: np.ndarray | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.reference.stem}/{self.trajectory.name}"
+
+
+@dataclass
+class JobOutcome:
+    job: GenerateJob
+    ok: bool
+    seconds: float
+    error: str | None = None
+    exit_code: int = 0
+    info: dict = field(default_factory=dict)
+    traceback: str | None = None  # for unexpected exceptions (shown with --debug)
+
+    def to_dict(self) -> dict:
+        out = {"reference": str(self.job.reference.path), "trajectory": self.job.trajectory.name,
+               "status": "ok" if self.ok else "failed", "seconds": round(self.seconds, 3)}  # fmt: skip
+        if self.ok:
+            out["outputs"] = self.job.paths.to_dict()
+            out["frames"] = self.info.get("frames")
+            out["timings"] = self.info.get("timings")
+        else:
+            out["error"] = self.error
+        return out
+
+
+def plan_jobs(
+    references: list[ReferencePlan],
+    trajectories: list[TargetTrajectory],
+    *,
+    out: Path | None = None,
+    out_dir: Path | None = None,
+    side_by_side: bool = False,
+    query_spec: str | None = None,
+    size: tuple[int, int],
+    token_stride: int,
+    overwrite: bool = False,
+) -> list[GenerateJob]:
+    """Every (reference, trajectory) job with its checked output paths and queries (see the module docstring)."""
+    if (out is None) == (out_dir is None):
+        raise InputError("give exactly one of --out FILE.mp4 or --out-dir DIR")
+    tracks = query_spec is not None
+    if out is not None:
+        if len(references) != 1 or len(trajectories) != 1:
+            raise InputError(
+                f"--out names one video but there are {len(references)} reference(s) x {len(trajectories)} trajectories: use --out-dir"
+            )
+        if out.suffix.lower() != ".mp4":
+            raise InputError("--out must end in .mp4", path=out)
+        pairs = [(references[0], trajectories[0], out)]
+    else:
+        stems = [r.stem for r in references]
+        dupes = sorted({s for s in stems if stems.count(s) > 1})
+        if dupes:
+            raise InputError(f"references share output folder names: {', '.join(dupes)} (rename or run separately)")
+        if not out_dir.exists() and not out_dir.parent.is_dir():
+            raise InputError(f"output directory's parent {str(out_dir.parent)!r} does not exist", path=out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InputError("--out-dir is a file", path=out_dir)
+        pairs = [(r, t, out_dir / r.stem / f"{t.name}.mp4") for r in references for t in trajectories]
+    jobs = []
+    for ref, traj, video in pairs:
+        paths = item_paths(video, side_by_side=side_by_side, tracks=tracks)
+        for p in paths.files():
+            if p.parent.exists() and not p.parent.is_dir():
+                raise InputError("output folder is a file", path=p.parent)
+            if out is not None or p.parent.is_dir():
+                check_output_path(p, overwrite=overwrite)
+            elif p.exists() and not overwrite:  # pragma: no cover (parent missing implies absent)
+                raise OutputExistsError("output exists (pass --overwrite to replace it)", path=p)
+        queries = None
+        if query_spec is not None:
+            queries = load_query_points(query_spec, height=size[0], width=size[1], frames=ref.frames, token_stride=token_stride)
+        jobs.append(GenerateJob(ref, traj, paths, queries))
+    return jobs
+
+
+def library_versions() -> dict[str, str]:
+    import diffusers
+    import torch
+
+    from mvt4g import __version__
+
+    return {"mvt4g": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "numpy": np.__version__, "python": platform.python_version()}  # fmt: skip
+
+
+def _metadata(pipeline, job: GenerateJob, reference, result, trajectory_note: str | None, extra: dict) -> dict:
+    traj = {"name": job.trajectory.name, "source": job.trajectory.source, "file": job.paths.trajectory.name,
+            "relative_to": "the reference camera's first pose"}  # fmt: skip
+    if trajectory_note:
+        traj["note"] = trajectory_note
+    frames, height, width = reference.frames.shape[:3]
+    meta = {
+        "format": META_FORMAT,
+        "format_version": META_FORMAT_VERSION,
+        "video": job.paths.video.name,
+        "output": {"frames": int(frames), "height": int(height), "width": int(width), "fps": reference.fps},
+        "model": {"path": str(pipeline.model_dir), "name": pipeline.config.name, "config": pipeline.config.to_dict()},
+        "reference": reference.report,
+        "trajectory": traj,
+        **result.info,
+        "outputs": {k: (Path(v).name if v else None) for k, v in job.paths.to_dict().items()},
+        "versions": library_versions(),
+    }
+    meta.update(extra)
+    return meta
+
+
+def write_item(job: GenerateJob, reference, result, trajectory_c2w: np.ndarray, metadata: dict, *, overwrite: bool) -> None:
+    """Write one item's files, the main video last; on a failure, remove what this call wrote."""
+    from mvt4g.camera.trajectory_files import trajectory_json
+    from mvt4g.io.video import write_video
+    from mvt4g.tracks.format import write_tracks
+
+    paths = job.paths
+    paths.video.parent.mkdir(parents=True, exist_ok=True)
+    for p in paths.files():
+        check_output_path(p, overwrite=overwrite)
+    fps = reference.fps
+    written: list[Path] = []
+    try:
+        if paths.tracks is not None and result.tracks is not None:
+            from mvt4g.tracks.overlay import draw_overlay
+
+            write_tracks(paths.tracks, result.tracks)
+            written.append(paths.tracks)
+            overlay = draw_overlay([reference.frames, result.frames], result.tracks)
+            written.append(write_video(paths.overlay, overlay, fps, overwrite=overwrite))
+        if paths.side_by_side is not None:
+            both = np.concatenate([reference.frames, result.frames], axis=2)
+            written.append(write_video(paths.side_by_side, both, fps, overwrite=overwrite))
+        write_json_atomic(paths.trajectory, trajectory_json(job.trajectory.name, trajectory_c2w))
+        written.append(paths.trajectory)
+        write_json_atomic(paths.metadata, metadata)
+        written.append(paths.metadata)
+        write_video(paths.video, result.frames, fps, overwrite=overwrite)
+    except BaseException:
+        # A half-written item would block a rerun without --overwrite and look complete to a reader.
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
+
+
+def run_jobs(
+    pipeline,
+    jobs: list[GenerateJob],
+    options: ReferenceOptions,
+    *,
+    settings,
+    seed: int = 0,
+    prompt: str | None = None,
+    negative_prompt: str = "",
+    track_timestep: float | None = None,
+    overwrite: bool = False,
+    extra_metadata: dict | None = None,
+    on_start: Callable[[GenerateJob, int, int], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    on_done: Callable[[JobOutcome], None] | None = None,
+) -> list[JobOutcome]:
+    """Run every job; a failing job is recorded and the rest still run. Returns one outcome per job."""
+    outcomes = []
+    cache: dict[Path, object] = {}
+    for number, job in enumerate(jobs):
+        if on_start is not None:
+            on_start(job, number, len(jobs))
+        start = time.perf_counter()
+        try:
+            ref_path = job.reference.path
+            if ref_path not in cache:
+                # Keep only the current reference: jobs are ordered reference by reference.
+                cache = {ref_path: read_reference(job.reference, options)}
+            reference = cache[ref_path]
+            c2w, note = job.trajectory.poses(reference.num_frames)
+            target = target_cameras(reference.cameras, c2w)
+            result = pipeline.generate(
+                reference, target, settings=settings, seed=seed, prompt=prompt, negative_prompt=negative_prompt,
+                queries=job.queries, track_timestep=track_timestep, callback=on_step,
+            )  # fmt: skip
+            meta = _metadata(pipeline, job, reference, result, note, extra_metadata or {})
+            write_item(job, reference, result, c2w, meta, overwrite=overwrite)
+            info = {"frames": int(result.frames.shape[0]), "timings": result.info.get("timings"),
+                    "reference": reference.report, "trajectory_note": note, "guidance": result.info.get("guidance")}  # fmt: skip
+            outcome = JobOutcome(job, True, time.perf_counter() - start, info=info)
+        except MVT4GError as exc:
+            outcome = JobOutcome(job, False, time.perf_counter() - start, str(exc), exc.exit_code)
+        except Exception as exc:  # noqa: BLE001 (one item's bug or OOM must not lose the others)
+            import traceback
+
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())
+            outcome = JobOutcome(job, False, time.perf_counter() - start, message, 1, traceback=traceback.format_exc())
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+    return outcomes
