@@ -8,10 +8,9 @@ at 16x16, diffusion loss only (no tracking head, no L_corr: the fastest thing th
 every parameter group, AdamW 3e-3, uniform loss weighting (the bell weighting gives the
 timesteps near 1000, which a few-step sampler leans on, almost no weight).
 
-The DiT is the tiny preset widened to 4 heads x 48 (dim 192). The preset's 48-wide tokens
-cannot carry the 192 latent values of a 2x2 patch (48 channels each), so it cannot predict
-the noise part of the velocity and its samples keep much of their starting noise; 192
-matches the patch size.
+The DiT is the tiny preset: 4 heads x 48 = 192 channels, as wide as the 192 latent values a
+token carries (a 2x2 patch of 48 channels). Narrower tokens cannot carry the noise part of
+the velocity, and their samples keep much of their starting noise.
 """
 
 from __future__ import annotations
@@ -51,7 +50,6 @@ def test_trained_model_beats_copying_the_reference(tmp_path):
     train, held_out = scenes[:TRAIN_SCENES], scenes[TRAIN_SCENES:]
 
     config = preset("tiny")
-    config.backbone.num_attention_heads, config.backbone.attention_head_dim, config.backbone.ffn_dim = 4, 48, 384
     config.video.frames, config.video.height, config.video.width = FRAMES, SIZE, SIZE
     config.use_tracking_head = False
     torch.manual_seed(0)

@@ -116,7 +116,8 @@ def test_finetuning_scope_freezes_all_but_self_attention_camera_and_head():
     assert report.total == sum(p.numel() for p in model.parameters())
     assert report.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
     # Self-attention of a block: 4 linears (dim x dim + dim) and 2 RMSNorm weights.
-    dim, layers = 48, 3
+    cfg = preset("tiny").backbone
+    dim, layers = cfg.num_attention_heads * cfg.attention_head_dim, cfg.num_layers
     assert report.groups["self_attention"]["total"] == layers * (4 * (dim * dim + dim) + 2 * dim)
     assert parameter_report(model).to_dict() == report.to_dict()
     with pytest.raises(ValueError):

@@ -312,15 +312,16 @@ def _section(kind: type, value: Any, name: str) -> Any:
 
 def _tiny() -> ModelConfig:
     # 32x32 pixels, 17 frames -> 5 latent frames of 16x16x48 -> 8x8 tokens per frame:
-    # 2 views x 5 x 64 = 640 tokens; 3 blocks of 2 heads x 24. About 0.1 s per diffusion
-    # training step (forward + backward) on one CPU core (benchmarks/model.py).
+    # 2 views x 5 x 64 = 640 tokens; 3 blocks of 4 heads x 48. A token carries a 2x2 patch of
+    # 48 channels = 192 values, so the width is 192: narrower tokens cannot carry the noise
+    # through and samples stay noisy (Wan itself has 64 values per token in 1536 channels).
     return ModelConfig(
         name="tiny",
         backbone=BackboneConfig(
             num_layers=3,
-            num_attention_heads=2,
-            attention_head_dim=24,
-            ffn_dim=96,
+            num_attention_heads=4,
+            attention_head_dim=48,
+            ffn_dim=384,
             in_channels=48,
             out_channels=48,
             text_dim=32,
@@ -338,24 +339,24 @@ def _tiny() -> ModelConfig:
 
 
 def _small() -> ModelConfig:
-    # 64x64 pixels, 17 frames -> 5 latent frames of 16x16x192 -> 8x8 tokens (8 px each);
-    # 6 blocks of 4 heads x 32 (dim 128). About 0.3-0.4 s per diffusion training step on one
-    # CPU core; the diffusion loss on one clip halves within ~100 steps of batch 4.
+    # 64x64 pixels, 17 frames -> 5 latent frames of 32x32x48 -> 16x16 tokens (4 px each) of
+    # 192 values; 6 blocks of 8 heads x 32 (dim 256, wider than the 192 values a token
+    # carries, see _tiny). 2 x 5 x 256 = 2,560 tokens.
     return ModelConfig(
         name="small",
         backbone=BackboneConfig(
             num_layers=6,
-            num_attention_heads=4,
+            num_attention_heads=8,
             attention_head_dim=32,
-            ffn_dim=384,
-            in_channels=192,
-            out_channels=192,
+            ffn_dim=768,
+            in_channels=48,
+            out_channels=48,
             text_dim=64,
             freq_dim=64,
             rope_max_seq_len=256,
         ),
         camera=CameraConfig(mode="plucker"),
-        autoencoder=AutoencoderConfig(kind="space_to_depth", spatial_factor=4, temporal_factor=4, latent_channels=192),
+        autoencoder=AutoencoderConfig(kind="space_to_depth", spatial_factor=2, temporal_factor=4, latent_channels=48),
         text=TextConfig(null_length=8),
         video=VideoConfig(frames=17, height=64, width=64),
         tap_layer=3,
