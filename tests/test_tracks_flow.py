@@ -12,6 +12,7 @@ from mvt4g.tracks.flowtrack import (
     epipolar_distance,
     flow_tracks,
     fundamental,
+    onto_epipolar_line,
 )
 from mvt4g.tracks.format import TrackSet
 from mvt4g.tracks.metrics import score_tracks
@@ -82,6 +83,20 @@ def test_epipolar_distance_is_zero_for_true_matches():
     assert epipolar_distance(F, xa, xb + [0, 5.0]).min() > 1.0
 
 
+def test_snapping_onto_the_epipolar_line_is_an_orthogonal_projection():
+    K = Intrinsics.from_fov(50.0, 80, 48).K
+    a, b = look_at([0.0, 0.0, -4.0], [0, 0, 0]), look_at([1.0, 0.2, -3.5], [0, 0, 0])
+    F = fundamental(K, a, K, b)
+    rng = np.random.default_rng(3)
+    xa, xb = rng.uniform(0, 48, (20, 2)), rng.uniform(0, 48, (20, 2))
+    snapped = onto_epipolar_line(F, xa, xb)
+    assert epipolar_distance(F, xa, snapped).max() < 1e-9
+    # The move is the distance to the line (the nearest point on it), checked independently.
+    np.testing.assert_allclose(np.linalg.norm(snapped - xb, axis=1), epipolar_distance(F, xa, xb), atol=1e-9)
+    # No baseline: nothing to snap to, points stay.
+    np.testing.assert_array_equal(onto_epipolar_line(np.zeros((3, 3)), xa, xb), xb)
+
+
 def test_association_frames_are_the_nearest_key_frames():
     assert association_frame(np.array([0, 2, 3, 7, 20]), 21, 5).tolist() == [0, 0, 5, 5, 20]
     assert association_frame(np.array([0, 2, 8]), 9, 5).tolist() == [0, 0, 8]
@@ -117,7 +132,13 @@ def test_unassociated_points_are_not_visible(shared_data):
 
 def test_triangulating_a_static_track_recovers_its_point():
     from mvt4g.camera import ViewCameras
-    from mvt4g.tracks.static import parallax, project_all, rays, triangulate, verify_in_view
+    from mvt4g.tracks.static import (
+        parallax,
+        project_all,
+        rays,
+        triangulate,
+        verify_in_view,
+    )
 
     K = Intrinsics.from_fov(50.0, 80, 48).K
     poses = np.stack([look_at([0.2 * t, -1.0, -4.0], [0, 0, 0]) for t in range(6)])
@@ -138,3 +159,25 @@ def test_triangulating_a_static_track_recovers_its_point():
     chain[:, 1] += np.linspace(0, 6, 6)[:, None]
     seen = verify_in_view(chain, np.ones((6, 2), bool), proj[0], np.full((6, 2), 5.0), 1.5, 3)
     assert seen[:, 0].all() and not seen[:, 1].any()
+
+
+def test_static_points_are_retriangulated_from_every_view_that_sees_them():
+    from mvt4g.camera import ViewCameras
+    from mvt4g.tracks.flowtrack import refine_static
+    from mvt4g.tracks.static import project_all
+
+    K = Intrinsics.from_fov(50.0, 80, 48).K
+    still = np.stack([look_at([0.0, -1.0, -4.0], [0, 0, 0])] * 4)  # a camera that stands: no depth
+    side = np.stack([look_at([2.0 + 0.1 * t, -1.0, -3.5], [0, 0, 0]) for t in range(4)])
+    cams = [ViewCameras(80, 48, K, still), ViewCameras(80, 48, K, side)]
+    X = np.array([[0.3, 0.1, 0.5], [-0.2, 0.2, 1.0]])
+    exact, _ = project_all(cams, X)
+    guess = X + np.array([[0.0, 0.0, 0.3], [0.0, 0.0, -0.2]])  # a wrong depth
+    guess_proj, guess_front = project_all(cams, guess)
+    tracks = exact.copy()
+    tracks[1, :, 1, 1] += 4.0 * np.arange(4)  # view 1 drifts off the second point: no point fits it all
+    visible = np.ones((2, 4, 2), bool)
+    world, proj, _ = refine_static(cams, tracks, visible, np.ones(2, bool), guess, guess_proj, guess_front, 1.5)
+    np.testing.assert_allclose(world[0], X[0], atol=1e-9)  # seen from both views: the true point
+    np.testing.assert_allclose(proj[:, :, 0], exact[:, :, 0], atol=1e-6)
+    np.testing.assert_array_equal(world[1], guess[1])  # observations disagree: the old estimate stays

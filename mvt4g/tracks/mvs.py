@@ -10,8 +10,10 @@ best explains it in all other views together:
 - for each plane, every other view b is warped into a by the plane's homography and compared
   with a over a square window by zero-mean normalised cross-correlation (ZNCC). The plane's
   score is the mean of the best ``top_k`` ZNCCs over the views the window lands in, so a point
-  hidden in some views still scores by the views that see it, and repetitive texture that
-  fools one view rarely fools two;
+  hidden in some views still scores by the views that see it. ``top_k`` = 1 (the default) is
+  the better choice for wide baselines at small sizes (measured on synth scenes at 96 x 160,
+  cameras 15-100 degrees apart: right match within 2 px for 67 % of static and 47 % of moving
+  points, against 63 % and 38 % with 2): a point is often seen well by one other view only;
 - per pixel the best plane of all families wins (parabola-refined within its family) and is
   accepted when its score reaches ``min_score``, the window has texture, and the best score is
   clearly better than any rival: ``1 - best < uniqueness * (1 - rival)``, with rivals the planes
@@ -51,10 +53,10 @@ class MvsConfig:
     """Multi-view plane sweep settings (module docstring)."""
 
     window: int = 7
-    top_k: int = 2
+    top_k: int = 1
     min_score: float = 0.5
     min_view_zncc: float = 0.5
-    uniqueness: float = 0.9
+    uniqueness: float = 0.95
     lr_px: float = 2.0
     plane_families: bool = True
     step_px: float = 1.5
