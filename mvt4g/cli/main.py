@@ -89,6 +89,10 @@ def _register() -> None:
 
     app.command("generate")(generate.generate)
 
+    from mvt4g.cli import train
+
+    app.add_typer(train.app, name="train")
+
     from mvt4g.cli import eval as eval_cli
 
     app.command("eval")(eval_cli.eval_command)

@@ -1,0 +1,387 @@
+"""Training configuration: a TOML file -> typed dataclasses, with ``--set key=value`` overrides.
+
+A config has five sections; every key has a default, so a file only names what it changes::
+
+    [model]  preset, init, layer, tracking_head, head_preset, head_iterations,
+             gradient_checkpointing, autoencoder_path, text_encoder_path
+    [data]   paths, frames, height, width, queries, reverse_prob, pairs, cache_dir,
+             cache_plucker, cache_dtype, num_workers
+    [loss]   corr, lambda_track, lambda_corr, shift, weighting, corr_head_mode,
+             corr_frame_reduction, corr_query_sampling
+    [optim]  lr, betas, eps, weight_decay, grad_clip, schedule, warmup_steps, decay_steps,
+             min_lr_ratio, train_groups
+    [train]  steps, batch_size, accumulate, seed, precision, device, threads, parallel,
+             log_every, checkpoint_every, keep_last, out, tensorboard
+
+Sentinels instead of "unset" (TOML has no null): ``model.layer = -1`` is the preset's tap
+layer; ``data.frames / height / width = 0`` are the preset's video size; ``optim.decay_steps
+= 0`` is ``train.steps``; empty strings are "none". ``train.batch_size`` is the GLOBAL batch
+(samples per optimizer step over all processes and accumulation steps).
+
+Errors are one line (:class:`~mvt4g.errors.ConfigError`, exit 2): an unknown section or key
+(with a did-you-mean from :mod:`difflib`), a value of the wrong type, a value outside its
+choices. :func:`to_toml` writes a resolved config back (the run directory's ``config.toml``);
+``load_config(to_toml(c))`` gives ``c`` again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mvt4g.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+FINETUNE_GROUPS = ["self_attention", "camera", "tracking_head"]
+
+
+@dataclass
+class ModelSection:
+    """What to train. ``init``: a model directory (``save_pretrained`` layout) to start from."""
+
+    preset: str = "tiny"
+    init: str = ""
+    layer: int = -1
+    tracking_head: bool = True
+    head_preset: str = ""
+    head_iterations: int = 0
+    gradient_checkpointing: bool = False
+    autoencoder_path: str = ""
+    text_encoder_path: str = ""
+
+
+@dataclass
+class DataSection:
+    """Where the clips are and how (reference, target) samples are drawn from them."""
+
+    paths: list[str] = field(default_factory=list)
+    frames: int = 0
+    height: int = 0
+    width: int = 0
+    queries: int = 64
+    reverse_prob: float = 0.5
+    pairs: str = "all"
+    cache_dir: str = ""
+    cache_plucker: bool = True
+    cache_dtype: str = "float32"
+    num_workers: int = 0
+
+
+@dataclass
+class LossSection:
+    """L = L_diff + lambda_track L_track (when the head is on) + lambda_corr L_corr (when ``corr``)."""
+
+    corr: bool = True
+    lambda_track: float = 0.01
+    lambda_corr: float = 0.01
+    shift: float = 5.0
+    weighting: str = "bell"
+    corr_head_mode: str = "mean_ce"
+    corr_frame_reduction: str = "mean"
+    corr_query_sampling: str = "nearest"
+
+
+@dataclass
+class OptimSection:
+    """AdamW, warmup then constant or cosine, gradient clipping, the trainable groups."""
+
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    decay_steps: int = 0
+    min_lr_ratio: float = 0.0
+    train_groups: list[str] = field(default_factory=lambda: list(FINETUNE_GROUPS))
+
+
+@dataclass
+class TrainSection:
+    """The loop: length, batch, seed, precision, devices, logging and checkpoint cadence."""
+
+    steps: int = 1000
+    batch_size: int = 1
+    accumulate: int = 1
+    seed: int = 0
+    precision: str = "auto"
+    device: str = "auto"
+    threads: int = 0
+    parallel: str = "auto"
+    log_every: int = 1
+    checkpoint_every: int = 100
+    keep_last: int = 3
+    out: str = "runs/train"
+    tensorboard: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """The whole training configuration (see the module docstring)."""
+
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    loss: LossSection = field(default_factory=LossSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def get(self, key: str) -> Any:
+        section, name = _split_key(key)
+        return getattr(getattr(self, section), name)
+
+    def validate(self) -> TrainConfig:
+        """Check choices and ranges; raise one-line :class:`ConfigError`."""
+        from mvt4g.model.config import preset_names
+        from mvt4g.model.freeze import GROUPS
+
+        m, d, lo, o, t = self.model, self.data, self.loss, self.optim, self.train
+        _choice("model.preset", m.preset, preset_names())
+        if m.head_preset:
+            _choice("model.head_preset", m.head_preset, ["tiny", "reference"])
+        _choice("data.pairs", d.pairs, ["all", "from_reference"])
+        _choice("data.cache_dtype", d.cache_dtype, ["float32", "bfloat16", "float16"])
+        _choice("loss.weighting", lo.weighting, ["bell", "none"])
+        _choice("loss.corr_head_mode", lo.corr_head_mode, ["mean_ce", "mean_prob", "mlp"])
+        _choice("loss.corr_frame_reduction", lo.corr_frame_reduction, ["mean", "sum"])
+        _choice("loss.corr_query_sampling", lo.corr_query_sampling, ["nearest", "bilinear"])
+        _choice("optim.schedule", o.schedule, ["constant", "cosine"])
+        _choice("train.precision", t.precision, ["auto", "fp32", "bf16"])
+        _choice("train.parallel", t.parallel, ["auto", "none", "ddp", "fsdp"])
+        for group in o.train_groups:
+            _choice("optim.train_groups", group, list(GROUPS))
+        checks = [
+            ("model.layer", m.layer >= -1, ">= 0 (or -1 for the preset's)"),
+            ("model.head_iterations", m.head_iterations >= 0, ">= 0"),
+            ("data.frames", d.frames >= 0, ">= 0"),
+            ("data.height", d.height >= 0, ">= 0"),
+            ("data.width", d.width >= 0, ">= 0"),
+            ("data.queries", d.queries >= 1, ">= 1"),
+            ("data.reverse_prob", 0.0 <= d.reverse_prob <= 1.0, "in [0, 1]"),
+            ("data.num_workers", d.num_workers >= 0, ">= 0"),
+            ("loss.lambda_track", lo.lambda_track >= 0, ">= 0"),
+            ("loss.lambda_corr", lo.lambda_corr >= 0, ">= 0"),
+            ("loss.shift", lo.shift > 0, "> 0"),
+            ("optim.lr", o.lr > 0 and math.isfinite(o.lr), "a finite number > 0"),
+            ("optim.betas", len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "two numbers in [0, 1)"),
+            ("optim.eps", o.eps > 0, "> 0"),
+            ("optim.weight_decay", o.weight_decay >= 0, ">= 0"),
+            ("optim.grad_clip", o.grad_clip >= 0, ">= 0 (0 turns clipping off)"),
+            ("optim.warmup_steps", o.warmup_steps >= 0, ">= 0"),
+            ("optim.decay_steps", o.decay_steps >= 0, ">= 0"),
+            ("optim.min_lr_ratio", 0 <= o.min_lr_ratio <= 1, "in [0, 1]"),
+            ("train.steps", t.steps >= 1, ">= 1"),
+            ("train.batch_size", t.batch_size >= 1, ">= 1"),
+            ("train.accumulate", t.accumulate >= 1, ">= 1"),
+            ("train.seed", t.seed >= 0, ">= 0"),
+            ("train.threads", t.threads >= 0, ">= 0"),
+            ("train.log_every", t.log_every >= 1, ">= 1"),
+            ("train.checkpoint_every", t.checkpoint_every >= 1, ">= 1"),
+            ("train.keep_last", t.keep_last >= 1, ">= 1"),
+        ]
+        for key, ok, what in checks:
+            if not ok:
+                raise ConfigError(f"{key} must be {what}, got {self.get(key)!r}")
+        if t.batch_size % t.accumulate:
+            raise ConfigError(f"train.batch_size ({t.batch_size}) must be a multiple of train.accumulate ({t.accumulate})")
+        return self
+
+
+_SECTIONS: dict[str, type] = {
+    "model": ModelSection,
+    "data": DataSection,
+    "loss": LossSection,
+    "optim": OptimSection,
+    "train": TrainSection,
+}
+
+
+def all_keys() -> list[str]:
+    """Every ``section.key`` a config accepts."""
+    return [f"{s}.{f.name}" for s, kind in _SECTIONS.items() for f in dataclasses.fields(kind)]
+
+
+def _field_types(kind: type) -> dict[str, Any]:
+    return typing.get_type_hints(kind)
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _choice(key: str, value: str, choices: list[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}{_did_you_mean(str(value), choices)}")
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    section, dot, name = key.partition(".")
+    if not dot or section not in _SECTIONS:
+        hint = _did_you_mean(key, all_keys()) or _did_you_mean(section, list(_SECTIONS))
+        raise ConfigError(f"unknown config key {key!r}{hint}; keys look like 'optim.lr'")
+    names = [f.name for f in dataclasses.fields(_SECTIONS[section])]
+    if name not in names:
+        raise ConfigError(f"unknown config key {key!r}{_did_you_mean(key, all_keys())}")
+    return section, name
+
+
+def _type_name(kind: Any) -> str:
+    origin = typing.get_origin(kind)
+    if origin is list:
+        item = typing.get_args(kind)[0]
+        return "a list of " + {int: "integers", float: "numbers", bool: "booleans", str: "strings"}[item]
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(kind, str(kind))
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    """``value`` as ``kind`` (int, float, bool, str, list[...]) or a ConfigError naming ``key``."""
+    origin = typing.get_origin(kind)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be {_type_name(kind)}, got {value!r} ({type(value).__name__})")
+        (item,) = typing.get_args(kind)
+        return [_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[kind]
+    if not ok:
+        raise ConfigError(f"{key} must be {_type_name(kind)}, got {value!r} ({type(value).__name__})")
+    return float(value) if kind is float else value
+
+
+def from_dict(data: dict[str, Any], *, source: str | Path | None = None) -> TrainConfig:
+    """Build a config from a parsed TOML mapping; unknown keys and bad types raise ConfigError."""
+    where = f"{source}: " if source is not None else ""
+    cfg = TrainConfig()
+    for section, values in data.items():
+        if section not in _SECTIONS:
+            raise ConfigError(f"{where}unknown config section [{section}]{_did_you_mean(section, list(_SECTIONS))}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}[{section}] must be a table of keys")
+        types = _field_types(_SECTIONS[section])
+        for name, value in values.items():
+            key = f"{section}.{name}"
+            if name not in types:
+                raise ConfigError(f"{where}unknown config key {key!r}{_did_you_mean(key, all_keys())}")
+            try:
+                setattr(getattr(cfg, section), name, _coerce(key, value, types[name]))
+            except ConfigError as exc:
+                raise ConfigError(f"{where}{exc}") from None
+    return cfg
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a TOML config file (not yet validated: overrides come first)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("config file does not exist", path=path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"not a valid TOML file ({str(exc).splitlines()[0]})", path=path) from None
+    return from_dict(data, source=path)
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    """``"optim.lr=5e-5"`` -> ``("optim.lr", "5e-5")``."""
+    key, eq, value = text.partition("=")
+    key = key.strip()
+    if not eq or not key:
+        raise ConfigError(f"--set needs key=value (e.g. optim.lr=5e-5), got {text!r}")
+    return key, value.strip()
+
+
+def apply_override(cfg: TrainConfig, key: str, raw: str) -> None:
+    """Set ``key`` from its command-line text, parsed as a TOML value and type-checked.
+
+    String keys take the text as it is (quotes optional); other keys need a TOML value
+    (``1e-4``, ``true``, ``["a", "b"]``).
+    """
+    section, name = _split_key(key)
+    kind = _field_types(_SECTIONS[section])[name]
+    if kind is str:
+        value: Any = raw
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
+            value = _parse_toml_value(raw, key)
+    else:
+        value = _parse_toml_value(raw, key)
+    setattr(getattr(cfg, section), name, _coerce(key, value, kind))
+
+
+def _parse_toml_value(raw: str, key: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw  # not a TOML value: kept as text, so the type check names what was expected
+
+
+def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
+    for text in overrides:
+        apply_override(cfg, *parse_override(text))
+    return cfg
+
+
+# ---- writing ----------------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes and backslashes escaped, control characters as \\uXXXX."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def to_toml(cfg: TrainConfig) -> str:
+    """The config as TOML text (every key, so the file documents the resolved run)."""
+    lines = []
+    for section, values in cfg.to_dict().items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{name} = {_toml_value(value)}" for name, value in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def diff_keys(a: TrainConfig, b: TrainConfig) -> list[str]:
+    """Keys whose values differ between two configs, in file order."""
+    return [key for key in all_keys() if a.get(key) != b.get(key)]

@@ -1,0 +1,312 @@
+"""The training loop, assembled from the builders, the checkpointer and the logger.
+
+``Trainer(cfg, resume=..., callback=...).run() -> TrainResult``. One optimizer step:
+
+    for each of train.accumulate micro-batches (this process's share of the global batch):
+        losses = train_module(batch)            (forward; per-sample losses averaged)
+        stop with WorkFailed if any process sees a NaN/inf loss (before any backward)
+        (losses["loss"] / accumulate).backward()
+    clip gradients (optim.grad_clip); stop on a non-finite gradient norm
+    optimizer.step(); scheduler.step()
+    log the losses averaged over processes; checkpoint every train.checkpoint_every steps
+
+SIGINT / SIGTERM only raise a flag; at the next step boundary every process agrees to stop
+(an all-reduce), a checkpoint is written and :attr:`TrainResult.interrupted` names the
+signal (the CLI then exits 130 for SIGINT, 143 for SIGTERM). A second signal acts at once
+(the default handler).
+
+Resume: a run directory with ``config.toml`` is continued from its latest valid checkpoint
+(``--resume``); the configs must agree except for keys that do not change the trajectory
+(:data:`RESUMABLE_KEYS`, e.g. ``train.steps``), otherwise ConfigError (exit 2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mvt4g.errors import ConfigError, InputError, OutputExistsError, WorkFailed
+from mvt4g.io.atomic import write_text_atomic
+from mvt4g.train import builders
+from mvt4g.train.checkpointing import Checkpointer, tensors_finite
+from mvt4g.train.config import TrainConfig, diff_keys, load_config, to_toml
+from mvt4g.train.distributed import (
+    DistContext,
+    all_reduce_mean,
+    any_process,
+    barrier,
+    resolve_parallel,
+    setup,
+    teardown,
+    wrap,
+)
+from mvt4g.train.logging import Callback, MetricsLogger, truncate_metrics
+from mvt4g.train.step import LOSS_KEYS
+
+#: Config keys a resumed run may change: they do not alter the sequence of losses.
+RESUMABLE_KEYS = frozenset({
+    "train.steps", "train.log_every", "train.checkpoint_every", "train.keep_last", "train.threads",
+    "train.device", "train.parallel", "train.tensorboard", "train.out", "data.num_workers", "data.cache_dir",
+    "data.cache_plucker", "model.gradient_checkpointing",
+})  # fmt: skip
+
+
+@dataclass
+class TrainResult:
+    """What a run did (the CLI's ``--json`` summary)."""
+
+    run_dir: str
+    start_step: int
+    step: int
+    steps: int
+    samples: int
+    final: dict[str, float] = field(default_factory=dict)
+    checkpoint: str | None = None
+    model_dir: str | None = None
+    wall_s: float = 0.0
+    interrupted: str | None = None
+    resumed_from: str | None = None
+    parameters: dict[str, int] = field(default_factory=dict)
+    world_size: int = 1
+    cache: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class StopFlag:
+    """SIGINT/SIGTERM handler that records the signal instead of raising (main thread only)."""
+
+    def __init__(self):
+        self.signal: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        self.signal = signal.Signals(signum).name
+        for sig, handler in self._old.items():  # a second signal gets the default behaviour
+            signal.signal(sig, handler)
+
+    def __enter__(self):
+        with contextlib.suppress(ValueError):  # not the main thread: no handlers, no flag
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
+    """Refuse a used run directory without ``--resume``, or a resume with another config."""
+    saved = run_dir / "config.toml"
+    if not resume:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise OutputExistsError("run directory exists and is not empty (pass --resume to continue it, or choose "
+                                    "another --out)", path=run_dir)  # fmt: skip
+    elif saved.is_file():
+        try:
+            previous = load_config(saved)
+        except ConfigError as exc:
+            raise ConfigError(f"cannot resume: {exc}") from None
+        changed = [k for k in diff_keys(previous, cfg) if k not in RESUMABLE_KEYS]
+        if changed:
+            key = changed[0]
+            raise ConfigError(f"cannot resume: this config differs from the run's at {key} ({previous.get(key)!r} "
+                              f"there, {cfg.get(key)!r} here); use another --out", path=run_dir)  # fmt: skip
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise InputError("cannot resume: not a run directory (no config.toml)", path=run_dir)
+    if not run_dir.parent.is_dir():
+        raise InputError(f"output directory {str(run_dir.parent)!r} does not exist", path=run_dir)
+
+
+def write_run_config(cfg: TrainConfig, run_dir: Path) -> None:
+    run_dir.mkdir(exist_ok=True)
+    write_text_atomic(run_dir / "config.toml", to_toml(cfg))
+
+
+class Trainer:
+    """See the module docstring. ``callback`` receives the logger's events (rank 0 only)."""
+
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False, callback: Callback | None = None):
+        self.cfg = builders.absolutize_paths(cfg).validate()
+        self.run_dir = Path(self.cfg.train.out)
+        self.resume = resume
+        self.callback = callback
+
+    def run(self) -> TrainResult:
+        ctx = setup(self.cfg.train.device)
+        try:
+            return self._run(ctx)
+        finally:
+            teardown(ctx)
+
+    # ---- assembly ---------------------------------------------------------------------
+    def _run(self, ctx: DistContext) -> TrainResult:
+        cfg, t = self.cfg, self.cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        start_time = time.perf_counter()
+        model_config = builders.resolve_model_config(cfg)
+        dataset = builders.build_dataset(cfg, model_config)  # validates the data before touching the run dir
+        check_run_dir(cfg, self.run_dir, self.resume)
+        barrier(ctx)  # every process checked before rank 0 writes anything
+        if ctx.is_main:
+            write_run_config(cfg, self.run_dir)
+        barrier(ctx)
+        bf16 = t.precision == "bf16" or (t.precision == "auto" and ctx.device.type == "cuda")
+        model = builders.build_model(cfg, model_config)
+        from mvt4g.model.freeze import freeze_for_finetuning
+
+        report = freeze_for_finetuning(model, tuple(cfg.optim.train_groups))
+        module = builders.build_train_module(cfg, model, model_config, bf16=bf16).to(ctx.device)
+        parallel = resolve_parallel(t.parallel, model_config.name, ctx)
+        module = wrap(module, parallel, ctx, bf16=bf16)
+        optimizer = builders.build_optimizer(cfg, module)
+        scheduler = builders.build_scheduler(cfg, optimizer)
+        checkpointer = Checkpointer(self.run_dir, keep_last=t.keep_last, is_main=ctx.is_main)
+
+        start_step, resumed_from = 0, None
+        latest = checkpointer.latest_valid() if self.resume else None
+        if latest is not None:
+            state = checkpointer.load(latest[0], module, optimizer, scheduler)
+            start_step, resumed_from = int(state["step"]), str(latest[0])
+        if ctx.is_main:
+            truncate_metrics(self.run_dir / "metrics.jsonl", start_step)
+        logger = MetricsLogger(self.run_dir, enabled=ctx.is_main, tensorboard=t.tensorboard, callback=self.callback)
+        result = TrainResult(
+            run_dir=str(self.run_dir), start_step=start_step, step=start_step, steps=t.steps, samples=start_step * t.batch_size,
+            resumed_from=resumed_from, parameters={"trainable": report.trainable, "total": report.total},
+            world_size=ctx.world_size, model_dir=str(self.run_dir / "model") if resumed_from else None,
+            checkpoint=resumed_from,
+        )  # fmt: skip
+        if latest is not None:
+            result.final = {k: float(state["metrics"][k]) for k in LOSS_KEYS if k in state.get("metrics", {})}
+        logger.event({"event": "start", "step": start_step, "steps": t.steps, "run_dir": str(self.run_dir),
+                      "resumed_from": resumed_from, "world_size": ctx.world_size, "parallel": parallel,
+                      "device": str(ctx.device), "precision": "bf16" if bf16 else "fp32", **result.parameters})  # fmt: skip
+        try:
+            loop = _Loop(cfg, ctx, module, optimizer, scheduler, checkpointer, logger, model_config, dataset, parallel)
+            loop.run(start_step, result)
+        finally:
+            logger.close()
+        result.wall_s = time.perf_counter() - start_time
+        result.cache = {"hits": dataset.cache.hits, "misses": dataset.cache.misses}
+        logger.event({"event": "end", **result.to_dict()})
+        return result
+
+
+class _Loop:
+    """The step loop of one run (state shared by the step, checkpoint and stop logic)."""
+
+    def __init__(self, cfg, ctx, module, optimizer, scheduler, checkpointer, logger, model_config, dataset, parallel):
+        self.cfg, self.ctx, self.module = cfg, ctx, module
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.checkpointer, self.logger = checkpointer, logger
+        self.model_config, self.dataset, self.parallel = model_config, dataset, parallel
+        self.params = [p for p in module.parameters() if p.requires_grad]
+        self.last_saved: int | None = None
+
+    def _loader(self, start_step: int):
+        from torch.utils.data import DataLoader
+
+        from mvt4g.train.data import StepBatchSampler, collate
+
+        t, d = self.cfg.train, self.cfg.data
+        sampler = StepBatchSampler(t.batch_size, t.accumulate, self.ctx.world_size, self.ctx.rank, start_step, t.steps)
+        return DataLoader(self.dataset, batch_sampler=sampler, collate_fn=collate, num_workers=d.num_workers,
+                          pin_memory=self.ctx.device.type == "cuda")  # fmt: skip
+
+    def _grad_sync(self, enabled: bool):
+        if self.parallel == "ddp" and not enabled:
+            return self.module.no_sync()
+        if self.parallel == "fsdp":
+            self.module.set_requires_gradient_sync(enabled)
+        return contextlib.nullcontext()
+
+    def run(self, start_step: int, result: TrainResult) -> None:
+        t = self.cfg.train
+        if start_step >= t.steps:
+            return
+        batches = iter(self._loader(start_step))
+        with StopFlag() as stop:
+            for step in range(start_step, t.steps):
+                record = self._step(step, batches)
+                done = step + 1
+                result.step, result.samples = done, done * t.batch_size
+                result.final = {k: record[k] for k in LOSS_KEYS}
+                if done % t.log_every == 0 or done == t.steps or done == start_step + 1:
+                    self.logger.log_step(record)
+                stopping = any_process(stop.signal is not None, self.ctx)
+                if stopping or done % t.checkpoint_every == 0 or done == t.steps:
+                    self._checkpoint(done, record, result)
+                if stopping:
+                    result.interrupted = stop.signal or "signal on another process"
+                    return
+
+    def _step(self, step: int, batches) -> dict[str, Any]:
+        t, ctx = self.cfg.train, self.ctx
+        started = time.perf_counter()
+        data_time = 0.0
+        sums = torch.zeros(len(LOSS_KEYS))
+        lr = self.optimizer.param_groups[0]["lr"]
+        for micro in range(t.accumulate):
+            tick = time.perf_counter()
+            batch = next(batches)
+            data_time += time.perf_counter() - tick
+            batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
+            with self._grad_sync(micro == t.accumulate - 1):
+                losses = self.module(batch)
+                bad = not bool(torch.isfinite(losses["loss"]).item())
+                if any_process(bad, ctx):
+                    raise WorkFailed(self._nan_message(step, "loss", losses["loss"].item()))
+                (losses["loss"] / t.accumulate).backward()
+            sums += torch.stack([losses[k].detach().float().cpu() for k in LOSS_KEYS])
+        clip = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(self.params, clip)
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+        if not bool(torch.isfinite(norm).item()):
+            raise WorkFailed(self._nan_message(step, "gradient norm", norm.item()))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        means = all_reduce_mean(sums / t.accumulate, ctx)
+        if ctx.device.type == "cuda":
+            torch.cuda.synchronize(ctx.device)
+        step_s = time.perf_counter() - started
+        record: dict[str, Any] = {"step": step + 1}
+        record.update({k: float(v) for k, v in zip(LOSS_KEYS, means)})
+        record.update(lr=lr, grad_norm=float(norm), step_s=step_s, data_s=data_time,
+                      samples_per_s=t.batch_size / step_s, epoch=(step + 1) * t.batch_size / len(self.dataset))  # fmt: skip
+        if ctx.device.type == "cuda":
+            record["max_memory_gb"] = torch.cuda.max_memory_allocated(ctx.device) / 2**30
+        return record
+
+    def _nan_message(self, step: int, what: str, value: float) -> str:
+        latest = self.checkpointer.latest_valid()
+        kept = f"the last good checkpoint is {latest[0]}" if latest else "no checkpoint was written"
+        return (f"{what} is {value} at step {step + 1}; stopped without saving ({kept}); lower optim.lr, raise "
+                f"optim.warmup_steps or check the data")  # fmt: skip
+
+    def _checkpoint(self, step: int, record: dict, result: TrainResult) -> None:
+        if self.last_saved == step:
+            return
+        local = [p.to_local() if hasattr(p, "to_local") else p for p in self.params]
+        if any_process(not tensors_finite(p.detach() for p in local), self.ctx):
+            raise WorkFailed(self._nan_message(step - 1, "a weight", float("nan")))
+        path = self.checkpointer.save(
+            step, self.module, self.optimizer, self.scheduler, model_config=self.model_config,
+            config_dict=self.cfg.to_dict(), samples=step * self.cfg.train.batch_size,
+            metrics={k: v for k, v in record.items() if isinstance(v, (int, float))},
+        )  # fmt: skip
+        barrier(self.ctx)
+        self.last_saved = step
+        result.checkpoint = str(path)
+        result.model_dir = str(self.checkpointer.run_dir / "model")
+        self.logger.event({"event": "checkpoint", "step": step, "path": str(path)})

@@ -1,0 +1,185 @@
+"""Training config: TOML parsing, --set overrides, one-line errors, TOML round trip, LR schedule."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mvt4g.errors import ConfigError
+from mvt4g.train.builders import lr_factor, resolve_model_config
+from mvt4g.train.config import (
+    TrainConfig,
+    all_keys,
+    apply_overrides,
+    diff_keys,
+    from_dict,
+    load_config,
+    to_toml,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((REPO / "examples").glob("train_*.toml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_load_and_validate(path):
+    cfg = load_config(path).validate()
+    assert cfg.data.paths
+    cfg.model.init = ""  # a local model folder (Wan example): not here; the preset stands in for it
+    resolve_model_config(cfg)  # the model side of the config is consistent too
+
+
+def test_example_files_exist():
+    assert {p.name for p in EXAMPLES} == {"train_tiny.toml", "train_small.toml", "train_wan_1.3b.toml"}
+
+
+def test_defaults_are_the_papers():
+    cfg = TrainConfig()
+    assert cfg.loss.lambda_track == 0.01 and cfg.loss.lambda_corr == 0.01 and cfg.loss.corr
+    assert cfg.model.tracking_head
+    assert cfg.optim.train_groups == ["self_attention", "camera", "tracking_head"]
+    assert cfg.optim.lr == 1e-4 and cfg.loss.shift == 5.0 and cfg.loss.weighting == "bell"
+
+
+def test_unknown_key_suggests(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[optim]\nlrr = 1e-4\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert "optim.lrr" in msg and "did you mean 'optim.lr'" in msg and str(path) in msg and "\n" not in msg
+
+
+def test_unknown_section_suggests(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[optimizer]\nlr = 1e-4\n")
+    with pytest.raises(ConfigError, match=r"\[optimizer\].*did you mean 'optim'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ('[optim]\nlr = "fast"\n', "optim.lr must be a number"),
+        ("[train]\nsteps = 1.5\n", "train.steps must be an integer"),
+        ("[model]\ntracking_head = 1\n", "model.tracking_head must be true or false"),
+        ('[data]\npaths = "data"\n', "data.paths must be a list of strings"),
+        ("[data]\npaths = [1]\n", "data.paths[0] must be a string"),
+    ],
+)
+def test_wrong_types(tmp_path, text, needle):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        load_config(path)
+
+
+def test_not_toml(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[optim\n")
+    with pytest.raises(ConfigError, match="not a valid TOML"):
+        load_config(path)
+
+
+def test_overrides_parse_and_check():
+    cfg = apply_overrides(TrainConfig(), ["optim.lr=5e-5", "model.preset=small", "data.paths=['a', 'b']",
+                                          "model.tracking_head=false", "optim.betas=[0.8, 0.9]", "train.steps=7",
+                                          "model.init='x y'"])  # fmt: skip
+    assert cfg.optim.lr == 5e-5 and cfg.model.preset == "small" and cfg.data.paths == ["a", "b"]
+    assert cfg.model.tracking_head is False and cfg.optim.betas == [0.8, 0.9] and cfg.train.steps == 7
+    assert cfg.model.init == "x y"
+    assert isinstance(apply_overrides(TrainConfig(), ["optim.lr=1"]).optim.lr, float)
+    with pytest.raises(ConfigError, match="did you mean 'optim.lr'"):
+        apply_overrides(TrainConfig(), ["optim.lrr=1"])
+    with pytest.raises(ConfigError, match="train.steps must be an integer"):
+        apply_overrides(TrainConfig(), ["train.steps=many"])
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides(TrainConfig(), ["optim.lr"])
+    with pytest.raises(ConfigError, match="did you mean 'train.steps'"):
+        apply_overrides(TrainConfig(), ["steps=3"])
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("model.preset=tinny", "did you mean 'tiny'"),
+        ("optim.schedule=linear", "optim.schedule must be one of"),
+        ("optim.train_groups=['self_attn']", "did you mean 'self_attention'"),
+        ("train.batch_size=3", "multiple of train.accumulate"),
+        ("data.reverse_prob=1.5", "data.reverse_prob must be in [0, 1]"),
+        ("optim.lr=inf", "optim.lr must be a finite number"),
+    ],
+)
+def test_validate_rejects(override, needle):
+    cfg = apply_overrides(TrainConfig(), [override] + (["train.accumulate=2"] if "batch" in override else []))
+    with pytest.raises(ConfigError) as err:
+        cfg.validate()
+    assert needle in str(err.value)
+
+
+def test_toml_round_trip_of_examples():
+    for path in EXAMPLES:
+        cfg = load_config(path)
+        again = from_dict(__import__("tomllib").loads(to_toml(cfg)))
+        assert again == cfg and not diff_keys(cfg, again)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    lr=st.floats(min_value=1e-12, max_value=1e6, allow_nan=False),
+    name=st.text(min_size=0, max_size=20),
+    paths=st.lists(st.text(max_size=12), max_size=3),
+    steps=st.integers(min_value=1, max_value=10**9),
+    flag=st.booleans(),
+)
+def test_toml_round_trip_property(lr, name, paths, steps, flag):
+    import tomllib
+
+    cfg = TrainConfig()
+    cfg.optim.lr, cfg.model.init, cfg.data.paths, cfg.train.steps, cfg.loss.corr = lr, name, paths, steps, flag
+    assert from_dict(tomllib.loads(to_toml(cfg))) == cfg
+
+
+def test_every_key_is_reachable():
+    cfg = TrainConfig()
+    assert len(all_keys()) == len(set(all_keys())) > 40
+    for key in all_keys():
+        cfg.get(key)
+
+
+def _reference_lr(step, warmup, total, min_ratio, schedule):
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * (1 + math.cos(math.pi * t)) / 2
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_lr_schedule(schedule):
+    cfg = apply_overrides(TrainConfig(), [f"optim.schedule={schedule}", "optim.warmup_steps=5", "train.steps=40",
+                                          "optim.min_lr_ratio=0.1"])  # fmt: skip
+    values = [lr_factor(s, cfg) for s in range(45)]
+    assert values == pytest.approx([_reference_lr(s, 5, 40, 0.1, schedule) for s in range(45)])
+    assert values[0] == pytest.approx(0.2) and values[4] == 1.0
+    if schedule == "cosine":
+        assert values[40] == pytest.approx(0.1) and values[44] == pytest.approx(0.1)
+        cfg.optim.decay_steps = 80  # the cosine's length does not depend on train.steps then
+        assert lr_factor(40, cfg) == pytest.approx(_reference_lr(40, 5, 80, 0.1, "cosine"))
+
+
+def test_model_overrides():
+    cfg = apply_overrides(TrainConfig(), ["model.layer=2", "model.tracking_head=false", "data.frames=9",
+                                          "model.head_iterations=2"])  # fmt: skip
+    mc = resolve_model_config(cfg)
+    assert mc.tap_layer == 2 and not mc.use_tracking_head and mc.video.frames == 9
+    assert mc.tracking_head["iterations"] == 2
+    with pytest.raises(ConfigError, match="tap_layer 7"):
+        resolve_model_config(apply_overrides(TrainConfig(), ["model.layer=7"]))
+    with pytest.raises(ConfigError, match="4k\\+1"):
+        resolve_model_config(apply_overrides(TrainConfig(), ["data.frames=10"]))
