@@ -6,14 +6,16 @@ For pixel ``(u, v)`` of a camera with intrinsics ``K`` and camera-to-world pose
     d = normalize(R_c2w K^-1 (u + 0.5, v + 0.5, 1)^T)     (R_c2w = R_w2c^T)
     m = o x d
 
-and the map stacks ``(d, m)`` as 6 channels. Both are linear in the unit camera-frame ray
-``dhat = normalize(K^-1 p)`` (a rotation keeps norms), so each frame is one ``[6, 3] @ [3, H*W]``
-product: ``d = R dhat`` and ``m = [o]_x R dhat``. That keeps the cost at about one write of the
-output (``benchmarks/plucker.py`` measures it against a plain copy).
+and the map stacks ``(d, m)`` as 6 channels. Both are linear in the camera-frame ray
+``K^-1 p = (x_u, y_v, 1)`` (``d = R dhat``, ``m = [o]_x R dhat``; a rotation keeps norms), so
+channel c is ``(row_c[u] + col_c[v]) / |(x_u, y_v, 1)|``: one broadcast add and one multiply per
+frame, frames split over threads (``benchmarks/plucker.py`` measures it against a plain copy).
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -84,27 +86,35 @@ def plucker_rays(intrinsics: Any, c2w: Any, height: int, width: int, *, dtype: A
     out = np.empty((frames, 6, height, width), dtype=out_dtype)
     # Separable form: before normalisation the ray is (x_u, y_v, 1), so channel c of M @ ray is
     # row_c[u] + col_c[v]; one multiply by 1 / |ray| (shared by all frames and channels) finishes
-    # it. Working in row blocks keeps each block in cache between the add and the multiply, so
-    # the output is written about once (see the module docstring and benchmarks/plucker.py).
-    rows = max(1, 32768 // width)
-    inv_norm = None
-    scratch = None if out_dtype == work else np.empty((rows, width), dtype=work)
-    for f in range(frames):
-        if inv_norm is None or K.shape[0] > 1:
-            x, y = _pixel_offsets(K[0 if K.shape[0] == 1 else f], height, width)
-            inv_norm = (1.0 / np.sqrt(x[None, :] ** 2 + y[:, None] ** 2 + 1.0)).astype(work)
+    # it: two passes over each frame's output and no [3, H*W] ray array per frame
+    # (benchmarks/plucker.py compares this with a plain copy).
+    shared_norm = _inverse_norm(*_pixel_offsets(K[0], height, width), work) if K.shape[0] == 1 else None
+
+    def fill_frame(f: int) -> None:
+        x, y = _pixel_offsets(K[0 if K.shape[0] == 1 else f], height, width)
+        inv_norm = shared_norm if shared_norm is not None else _inverse_norm(x, y, work)
         m = mats[f]
         row = (m[:, 0, None] * x[None, :] + m[:, 2, None]).astype(work)  # [6, W]
         col = (m[:, 1, None] * y[None, :]).astype(work)  # [6, H]
-        for r0 in range(0, height, rows):
-            r1 = min(r0 + rows, height)
-            norm_block = inv_norm[r0:r1]
-            for c in range(6):
-                block = out[f, c, r0:r1]
-                tmp = block if scratch is None else scratch[: r1 - r0]
-                np.add(col[c, r0:r1, None], row[c, None, :], out=tmp)
-                np.multiply(tmp, norm_block, out=block, casting="same_kind")
+        tmp = out[f] if out_dtype == work else np.empty((6, height, width), dtype=work)
+        np.add(col[:, :, None], row[:, None, :], out=tmp)
+        np.multiply(tmp, inv_norm, out=out[f], casting="same_kind")
+
+    # numpy releases the GIL inside the ufuncs, so frames split over threads run in parallel;
+    # small maps stay on one thread (starting threads would cost more than it saves).
+    threads = min(frames, os.cpu_count() or 1, 8) if out.size >= (1 << 22) else 1
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(fill_frame, range(frames)))
+    else:
+        for f in range(frames):
+            fill_frame(f)
     return out
+
+
+def _inverse_norm(x: np.ndarray, y: np.ndarray, dtype: Any) -> np.ndarray:
+    """``1 / |(x_u, y_v, 1)|`` as ``[H, W]``."""
+    return (1.0 / np.sqrt(x[None, :] ** 2 + y[:, None] ** 2 + 1.0)).astype(dtype)
 
 
 def _plucker_torch(intrinsics: Any, c2w: Any, height: int, width: int, dtype: Any) -> Any:
