@@ -16,8 +16,20 @@ import typer
 from mvt4g.cli import common
 from mvt4g.errors import EXIT_BAD_INPUT, EXIT_FAILED, MVT4GError
 
+# --help lists commands in the order of the pipeline, not in typer's commands-then-groups order.
+PIPELINE_ORDER = ("synth", "tracks", "plucker", "traj", "train", "generate", "eval", "analyze", "info", "convert")
+
+
+class _PipelineOrderGroup(typer.core.TyperGroup):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(PIPELINE_ORDER)}
+        return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
+
 app = typer.Typer(
     name="mvt4g",
+    cls=_PipelineOrderGroup,
     help=(
         "MVTrack4Gen: camera-controlled novel-view video from a monocular video, with multi-view "
         "point tracking as geometric supervision.\n\n"
