@@ -4,7 +4,7 @@ Names are loaded on first use (PEP 562) so that importing one piece does not pul
 or ffmpeg for the others.
 """
 
-from importlib import import_module
+from mvt4g._lazy import lazy_exports
 
 _EXPORTS = {
     "atomic_dir": "atomic", "atomic_path": "atomic", "check_output_path": "atomic", "write_json_atomic": "atomic",
@@ -19,10 +19,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'mvt4g.io' has no attribute {name!r}")
-    value = getattr(import_module(f"mvt4g.io.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports("mvt4g.io", _EXPORTS, globals())

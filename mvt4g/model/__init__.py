@@ -21,28 +21,21 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from mvt4g._lazy import lazy_exports
 
 _LAZY = {
-    "ModelConfig": "mvt4g.model.config",
-    "preset": "mvt4g.model.config",
-    "preset_names": "mvt4g.model.config",
-    "MVT4GModel": "mvt4g.model.mvt4g_model",
-    "MVT4GOutput": "mvt4g.model.mvt4g_model",
-    "AttentionTap": "mvt4g.model.attention_tap",
-    "build_autoencoder": "mvt4g.model.autoencoder",
-    "save_pretrained": "mvt4g.model.checkpoint",
-    "from_pretrained": "mvt4g.model.checkpoint",
-    "freeze_for_finetuning": "mvt4g.model.freeze",
+    "ModelConfig": "config",
+    "preset": "config",
+    "preset_names": "config",
+    "MVT4GModel": "mvt4g_model",
+    "MVT4GOutput": "mvt4g_model",
+    "AttentionTap": "attention_tap",
+    "build_autoencoder": "autoencoder",
+    "save_pretrained": "checkpoint",
+    "from_pretrained": "checkpoint",
+    "freeze_for_finetuning": "freeze",
 }
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    # Lazy so that importing one submodule (e.g. the tracking head) does not import them all.
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'mvt4g.model' has no attribute {name!r}")
+__getattr__ = lazy_exports("mvt4g.model", _LAZY, globals())

@@ -17,7 +17,7 @@ queries and output), ``batch`` (many items, output names and files), ``model_dir
 (``--model`` resolution).
 """
 
-from importlib import import_module
+from mvt4g._lazy import lazy_exports
 
 _EXPORTS = {
     "SamplingSettings": "sampler", "EulerFlowSampler": "sampler", "UniPCFlowSampler": "sampler",
@@ -33,11 +33,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    # Loaded on first use so `import mvt4g.sample` does not pull in torch and diffusers.
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'mvt4g.sample' has no attribute {name!r}")
-    value = getattr(import_module(f"mvt4g.sample.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports("mvt4g.sample", _EXPORTS, globals())

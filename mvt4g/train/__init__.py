@@ -22,23 +22,16 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from mvt4g._lazy import lazy_exports
 
 _LAZY = {
-    "TrainConfig": "mvt4g.train.config",
-    "load_config": "mvt4g.train.config",
-    "apply_overrides": "mvt4g.train.config",
-    "Trainer": "mvt4g.train.trainer",
-    "TrainResult": "mvt4g.train.trainer",
+    "TrainConfig": "config",
+    "load_config": "config",
+    "apply_overrides": "config",
+    "Trainer": "trainer",
+    "TrainResult": "trainer",
 }
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    # Lazy: `mvt4g.train.config` must not import torch through this package.
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'mvt4g.train' has no attribute {name!r}")
+__getattr__ = lazy_exports("mvt4g.train", _LAZY, globals())
