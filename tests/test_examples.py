@@ -1,12 +1,23 @@
 """Every example runs (with tiny settings) and produces what its docstring promises."""
 
+import json
+import math
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+PIPELINE = EXAMPLES / "pipeline.sh"
+# The smallest job the tiny preset takes: 2 scenes (one trained on, one held out) of 2 views x
+# 5 frames at 16x16, a few training and denoising steps.
+TINY = {"SCENES": "2", "VIEWS": "2", "FRAMES": "5", "SIZE": "16x16", "POINTS": "32", "STEPS": "3", "GEN_STEPS": "1"}
 
 
 def run_example(name: str, *args: str) -> subprocess.CompletedProcess:
@@ -21,3 +32,175 @@ def test_cameras_and_rays_example(tmp_path):
     rays = np.load(tmp_path / "arc_left_rays.npy")
     assert rays.shape == (21, 6, 240, 416)
     assert (tmp_path / "arc_left.png").stat().st_size > 10_000
+
+
+# ---- examples/pipeline.sh -------------------------------------------------------------------
+
+
+def pipeline_env(out: Path, **settings: str) -> dict[str, str]:
+    """This interpreter's mvt4g first on PATH, one thread per process, TINY settings."""
+    env = dict(os.environ, OUT=str(out), PYTHON=sys.executable, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(TINY)
+    env.update(settings)
+    return env
+
+
+def run_pipeline(cwd: Path, out: Path, **settings: str) -> subprocess.CompletedProcess:
+    # cwd is not the repository: the script finds examples/train_tiny.toml beside itself.
+    return subprocess.run(["bash", str(PIPELINE)], cwd=cwd, env=pipeline_env(out, **settings),
+                          capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+
+
+def log(out: Path, step: str) -> dict:
+    return json.loads((out / "logs" / f"{step}.json").read_text())
+
+
+def mtimes(out: Path) -> dict[str, int]:
+    """Modification times of every output except the per-run logs."""
+    return {
+        str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "logs" not in p.parts
+    }
+
+
+@pytest.mark.slow
+def test_pipeline_runs_reuses_work_and_resumes_after_sigterm(tmp_path):
+    out = tmp_path / "out"
+    first = run_pipeline(tmp_path, out)
+    assert first.returncode == 0, first.stderr
+
+    # Every step's promised outputs.
+    train_clip, held_out = out / "synth" / "scene_0000", out / "synth" / "scene_0001"
+    for clip in (train_clip, held_out):
+        for view in ("cam01", "cam02"):
+            assert (clip / "videos" / f"{view}.mp4").is_file()
+            assert (clip / "plucker" / f"{view}.safetensors").is_file()
+        assert (clip / "tracks.npz").is_file()
+    assert (out / "run" / "model" / "model.safetensors").is_file()
+    assert (out / "run" / "checkpoints" / "step_000003").is_dir()
+    for suffix in (".mp4", ".side-by-side.mp4", ".trajectory.json", ".meta.json"):
+        assert (out / "generate" / "cam01" / f"arc-left{suffix}").is_file()
+    assert (out / "eval" / "report.md").is_file()
+
+    # Values passed between steps: train saw only the first scene, eval scored the held-out one.
+    assert "scene_0000" in (out / "logs" / "train.args").read_text()
+    assert "scene_0001" not in (out / "logs" / "train.args").read_text()
+    assert log(out, "train")["model_dir"] == str(out / "run" / "model")
+    assert log(out, "generate")["items"][0]["reference"] == str(held_out / "videos" / "cam01.mp4")
+    scored = log(out, "eval")["videos"]
+    assert [(v["sequence"], v["trajectory"]) for v in scored] == [("scene_0001", "cam02")]
+    assert Path(scored[0]["video"]).is_file()
+    psnr = log(out, "eval")["summary"]["overall"]["metrics"]["psnr"]
+    assert isinstance(psnr, float) and math.isfinite(psnr) and psnr > 0
+    assert f"eval: psnr = {psnr}" in first.stdout
+    assert f"generated: {out}/generate/cam01/arc-left.mp4" in first.stdout
+
+    # The same settings again: nothing is redone. `train --resume` rewrites the run's config.toml
+    # and metrics.jsonl (with the same content); no other output file is touched.
+    rewritten = ("run/config.toml", "run/metrics.jsonl")
+    before, contents = mtimes(out), [(out / name).read_bytes() for name in rewritten]
+    second = run_pipeline(tmp_path, out)
+    assert second.returncode == 0, second.stderr
+    after = mtimes(out)
+    assert [(out / name).read_bytes() for name in rewritten] == contents
+    assert {k: v for k, v in after.items() if k not in rewritten} == {
+        k: v for k, v in before.items() if k not in rewritten
+    }
+    for step in ("synth", "generate", "eval"):
+        assert f"step {step}: reusing" in second.stderr
+    assert {o["status"] for o in log(out, "plucker")["outputs"]} == {"current"}
+    assert {c["status"] for c in log(out, "tracks")["clips"]} == {"exact"}
+    assert log(out, "prepare")["computed"] == 0
+    assert (log(out, "train")["start_step"], log(out, "train")["step"]) == (3, 3)
+    assert second.stdout == first.stdout
+
+    # Longer training, stopped by SIGTERM to the process group (what a scheduler sends).
+    metrics = out / "run" / "metrics.jsonl"
+    logged = len(metrics.read_text().splitlines())
+    proc = subprocess.Popen(["bash", str(PIPELINE)], cwd=tmp_path, env=pipeline_env(out, STEPS="1000"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while len(metrics.read_text().splitlines()) == logged and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()[1]  # still training when the signal comes
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 143, stderr
+    assert "step 'train' was interrupted (exit 143)" in stderr
+    assert not (out / "logs" / "train.json").exists()  # a stopped step leaves no finished-looking log
+    saved = max(int(p.name.removeprefix("step_")) for p in (out / "run" / "checkpoints").glob("step_*"))
+    assert saved > 3
+
+    # Rerun: train resumes from that checkpoint; the new weights make generate and eval run again.
+    third = run_pipeline(tmp_path, out, STEPS=str(saved))
+    assert third.returncode == 0, third.stderr
+    train = log(out, "train")
+    assert train["resumed_from"] == str(out / "run" / "checkpoints" / f"step_{saved:06d}")
+    assert train["step"] == saved
+    assert "step generate: mvt4g generate" in third.stderr and "step eval: mvt4g eval" in third.stderr
+    assert math.isfinite(log(out, "eval")["summary"]["overall"]["metrics"]["psnr"])
+
+
+@pytest.mark.slow
+def test_pipeline_bad_input_exits_2_naming_the_step(tmp_path):
+    bad_size = run_pipeline(tmp_path, tmp_path / "a", SIZE="abc")
+    assert bad_size.returncode == 2
+    assert "step 'synth' failed (exit 2)" in bad_size.stderr
+    assert "size must be HxW" in bad_size.stderr
+    assert not (tmp_path / "a" / "logs" / "synth.json").exists()
+
+    too_few = run_pipeline(tmp_path, tmp_path / "b", SCENES="1")
+    assert too_few.returncode == 2
+    assert "SCENES must be a whole number >= 2" in too_few.stderr
+    assert not (tmp_path / "b").exists()
+
+    # Checked before any work: a scheduler learns at once, not after the scenes are rendered.
+    missing = tmp_path / "missing.toml"
+    no_config = run_pipeline(tmp_path, tmp_path / "c", CONFIG=str(missing))
+    assert no_config.returncode == 2
+    assert f"CONFIG: no such training config: {missing}" in no_config.stderr
+    assert not (tmp_path / "c").exists()
+
+
+# ---- examples/python_api.py -----------------------------------------------------------------
+
+
+def psnr_float64(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / mse))
+
+
+@pytest.mark.slow
+def test_python_api_example(tmp_path):
+    from mvt4g.io import read_video
+
+    out = tmp_path / "api"
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, str(EXAMPLES / "python_api.py"), "--out", str(out), "--scenes", "3", "--steps", "4"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [ln.split(":")[0] for ln in lines] == [
+        "synth", "tracks", "tracks", "plucker", "train", "generate", "psnr generated vs target", "psnr reference vs target",
+    ]  # fmt: skip
+    assert "3 scenes of 2 views x 5 frames at 16x16" in lines[0]
+    delta = float(re.search(r"delta_avg ([0-9.]+)", lines[2]).group(1))
+    assert 0.0 <= delta <= 1.0
+    assert "plucker: 6 maps, e.g. cam02 [2, 6, 16, 16]" in lines[3]
+    assert "train: 4 steps" in lines[4]
+
+    generated = read_video(out / "generated.mp4").frames
+    assert generated.shape == (5, 16, 16, 3)
+    assert (out / "run" / "model" / "model.safetensors").is_file()
+    gen_psnr = float(re.search(r"target: (\S+) dB", lines[6]).group(1))
+    copy_psnr = float(re.search(r"target: (\S+) dB", lines[7]).group(1))
+    assert math.isfinite(gen_psnr) and gen_psnr > 0
+    # The copy baseline, recomputed here in float64 from the held-out clip's two videos.
+    held_out = out / "synth" / "scene_0002" / "videos"
+    expected = psnr_float64(read_video(held_out / "cam01.mp4").frames, read_video(held_out / "cam02.mp4").frames)
+    assert copy_psnr == pytest.approx(expected, abs=0.006)
