@@ -39,8 +39,8 @@
 #   eval/videos/SCENE/VIEW.mp4, eval/report.md
 #   logs/STEP.json      each step's --json output (logs/eval.json holds every score)
 #
-# Re-running with the same settings reuses finished work: synth is skipped when its scenes
-# exist, tracks and plucker keep current files, prepare reuses cached features, train
+# Re-running with the same settings reuses finished work: synth keeps the scenes it wrote
+# (--skip-existing), tracks and plucker keep current files, prepare reuses cached features, train
 # continues from its latest checkpoint (--resume; nothing to do when it is at STEPS), and
 # generate and eval are skipped while their outputs are newer than the model's weights.
 # Raise STEPS and rerun to train longer: generate and eval then run again.
@@ -101,12 +101,11 @@ run_step() {
 json() { "$PYTHON" -c "import json, sys; d = json.load(sys.stdin); $2" <"$LOGS/$1.json"; }
 
 # reusable NAME NEWER_THAN CMD...: whether logs/NAME.json came from the same command and is
-# newer than the file NEWER_THAN (the inputs it was made from; "" = no such check).
+# newer than the file NEWER_THAN (the model weights it was made from).
 reusable() {
     local name=$1 newer_than=$2
     shift 2
-    [[ -f $LOGS/$name.json && -f $LOGS/$name.args ]] &&
-        [[ -z $newer_than || $LOGS/$name.json -nt $newer_than ]] &&
+    [[ -f $LOGS/$name.json && -f $LOGS/$name.args && $LOGS/$name.json -nt $newer_than ]] &&
         [[ "$(cat "$LOGS/$name.args")" == "$*" ]]
 }
 
@@ -123,14 +122,11 @@ mkdir -p "$OUT"
 LOGS="$OUT/logs"
 mkdir -p "$LOGS"
 
-# 1. synth: the same settings give the same scenes, so finished scenes are kept.
-synth=(mvt4g synth --out "$OUT/synth" --scenes "$SCENES" --views "$VIEWS" --frames "$FRAMES"
-    --size "$SIZE" --points "$POINTS" --seed "$SEED" --json)
-if reusable synth "" "${synth[@]}" && json synth 'import os; sys.exit(not all(os.path.isdir(s) for s in d["scenes"]))'; then
-    say "step synth: reusing $SCENES scenes in $OUT/synth"
-else
-    run_step synth "${synth[@]}"
-fi
+# 1. synth: the same settings give the same scenes, so --skip-existing keeps finished ones (and
+#    refuses, exit 2, scenes an earlier run wrote with other settings).
+run_step synth mvt4g synth --out "$OUT/synth" --scenes "$SCENES" --views "$VIEWS" --frames "$FRAMES" \
+    --size "$SIZE" --points "$POINTS" --seed "$SEED" --skip-existing --json
+json synth 'print("pipeline: synth: {} scenes, {} kept from an earlier run".format(len(d["scenes"]), len(d["skipped"])))' >&2
 CLIPS=()
 while IFS= read -r clip; do CLIPS+=("$clip"); done < <(json synth 'print("\n".join(d["scenes"]))')
 TRAIN_CLIPS=("${CLIPS[@]:0:${#CLIPS[@]}-1}")

@@ -30,15 +30,11 @@ import torch
 from mvt4g.errors import MVT4GError
 from mvt4g.eval import psnr, ssim
 from mvt4g.io import read_clip, write_video
-from mvt4g.io.plucker_cache import cached_key, plan_requests, read_plucker, write_plucker
+from mvt4g.io.plucker_cache import plan_plucker_jobs, read_plucker, run_plucker_job
 from mvt4g.sample import GeneratePipeline, PreparedReference, SamplingSettings
 from mvt4g.synth import SynthSettings, synthesize
-from mvt4g.tracks import read_tracks
-from mvt4g.tracks.compute import TrackOptions, compute_tracks, plan_method
-from mvt4g.tracks.metrics import score_tracks
-from mvt4g.train import Trainer
-from mvt4g.train.config import from_dict
-
+from mvt4g.tracks import TrackOptions, compute_tracks, plan_track_jobs, read_tracks, run_track_job, score_tracks
+from mvt4g.train import Trainer, from_dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -59,25 +55,21 @@ def main() -> None:
     train_scenes, held_out = scenes[:-1], scenes[-1]
     print(f"synth: {len(scenes)} scenes of 2 views x {args.frames} frames at {args.size}x{args.size}")
 
-    # 2. Tracks. "auto" keeps exact tracks (synth writes them); a real clip would get geometry
-    #    (with depth) or flow tracks here, written with mvt4g.tracks.write_tracks.
+    # 2. Tracks, as `mvt4g tracks` makes them: "auto" keeps exact tracks (synth writes them); a
+    #    real clip would get geometry (with depth) or flow tracks. Every clip is checked first.
+    rows = [run_track_job(job) for job in plan_track_jobs(scenes, TrackOptions())]
+    print(f"tracks: {len(rows)} clips: {', '.join(sorted({r['status'] for r in rows}))} ({rows[-1]['reason']})")
     clip = read_clip(held_out)
-    print(f"tracks: {plan_method(clip, TrackOptions(), clip.tracks_path).reason}")
     exact = read_tracks(clip.tracks_path)
     options = TrackOptions(method="geometry", queries_from=clip.tracks_path)  # the same query points
-    geometry = compute_tracks(clip, options, plan_method(clip, options, clip.tracks_path)).trackset
-    scores = score_tracks(geometry, exact)["all"]
+    scores = score_tracks(compute_tracks(clip, options).trackset, exact)["all"]
     print(f"tracks: geometry vs exact on {exact.queries.shape[0]} points: delta_avg {scores['delta_avg']:.3f}")
 
-    # 3. Plücker ray maps [F, 6, H, W] per view, relative to cam01's first pose; a current file is kept.
-    for scene in scenes:
-        (scene / "plucker").mkdir(exist_ok=True)  # write_plucker does not create it
-        for request in plan_requests(read_clip(scene).cameras, relative_to_view="cam01"):
-            path = scene / "plucker" / f"{request.view}.safetensors"
-            if cached_key(path) != request.key():
-                write_plucker(path, request)
+    # 3. Plücker ray maps [F, 6, H, W] per view, relative to cam01's first pose, as `mvt4g plucker`
+    #    writes them (CLIP/plucker/VIEW.safetensors); a current file is kept.
+    rows = [run_plucker_job(job) for job in plan_plucker_jobs(scenes, relative_to_view="cam01")]
     rays, _ = read_plucker(held_out / "plucker" / "cam02.safetensors")
-    print(f"plucker: {2 * len(scenes)} maps, e.g. cam02 {list(rays.shape)}")
+    print(f"plucker: {len(rows)} maps, e.g. cam02 {list(rays.shape)}")
 
     # 4. Train: the same keys as a TOML config (examples/train_tiny.toml); unset keys keep defaults.
     config = from_dict({
@@ -93,7 +85,7 @@ def main() -> None:
 
     # 5. Generate the held-out scene's cam02 from cam01, with both views' exact cameras.
     pipe = GeneratePipeline(result.model_dir, device="cpu")
-    reference = PreparedReference(held_out, clip.read_video("cam01"), clip.fps, clip.cameras["cam01"])
+    reference = PreparedReference.from_clip(clip, "cam01")  # its frames and exact cameras, as they are
     generated = pipe.generate(reference, clip.cameras["cam02"], settings=SamplingSettings(steps=args.gen_steps), seed=0)
     write_video(args.out / "generated.mp4", generated.frames, fps=clip.fps)
     print(f"generate: {args.out / 'generated.mp4'}")

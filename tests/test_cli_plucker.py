@@ -107,3 +107,35 @@ def test_one_frame_videos_are_refused(cli, make_clip):
     root = make_clip(frames=1)
     assert_one_line_error(cli("plucker", root), "1 frame")
     assert not (root / "plucker").exists()
+
+
+def test_core_jobs_match_the_cli_and_create_the_plucker_folder(cli, make_clip, tmp_path):
+    from mvt4g.errors import InputError
+    from mvt4g.io.clip import read_clip
+    from mvt4g.io.plucker_cache import plan_plucker_jobs, plan_requests, run_plucker_job, write_plucker
+
+    root = make_clip(frames=5)
+    # Every source is checked before anything is written.
+    with pytest.raises(InputError, match="no such file or clip directory"):
+        plan_plucker_jobs([root, tmp_path / "missing"])
+    assert not (root / "plucker").exists()
+
+    jobs = plan_plucker_jobs([root], relative_to_view="cam01")
+    assert [(j.request.view, j.status) for j in jobs] == [("cam01", "todo"), ("cam02", "todo")]
+    rows = [run_plucker_job(j) for j in jobs]  # creates CLIP/plucker/
+    assert [r["status"] for r in rows] == ["written", "written"] and rows[1]["shape"] == [2, 6, 48, 64]
+    cams = read_clip(root).cameras
+    rays, _ = read_plucker(root / "plucker" / "cam02.safetensors")
+    expected = plucker_rays(cams["cam02"].K[[0, 4]], relative_to(cams["cam02"].c2w[[0, 4]], cams["cam01"].c2w[0]), 48, 64)
+    np.testing.assert_allclose(rays.astype(np.float32), expected, atol=2e-3)
+    # The CLI plans the same jobs: all current, rows as the core's.
+    r = cli("plucker", root, "--relative-to", "cam01", "--json")
+    assert r.code == 0 and r.json()["outputs"] == [run_plucker_job(j) for j in plan_plucker_jobs([root], relative_to_view="cam01")]
+    assert {o["status"] for o in r.json()["outputs"]} == {"current"}
+
+    # write_plucker alone: a missing plucker/ folder is made; a missing clip is one InputError.
+    request = plan_requests(cams)[0]
+    other = make_clip("other", frames=5)
+    assert write_plucker(other / "plucker" / "cam01.safetensors", request) == (2, 6, 48, 64)
+    with pytest.raises(InputError, match="does not exist"):
+        write_plucker(tmp_path / "nowhere" / "plucker" / "cam01.safetensors", request)

@@ -106,8 +106,10 @@ def test_pipeline_runs_reuses_work_and_resumes_after_sigterm(tmp_path):
     assert {k: v for k, v in after.items() if k not in rewritten} == {
         k: v for k, v in before.items() if k not in rewritten
     }
-    for step in ("synth", "generate", "eval"):
+    for step in ("generate", "eval"):
         assert f"step {step}: reusing" in second.stderr
+    assert log(out, "synth")["skipped"] == log(out, "synth")["scenes"] == [str(train_clip), str(held_out)]
+    assert "pipeline: synth: 2 scenes, 2 kept from an earlier run" in second.stderr
     assert {o["status"] for o in log(out, "plucker")["outputs"]} == {"current"}
     assert {c["status"] for c in log(out, "tracks")["clips"]} == {"exact"}
     assert log(out, "prepare")["computed"] == 0

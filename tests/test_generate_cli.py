@@ -219,3 +219,69 @@ def test_an_item_that_fails_while_writing_leaves_no_partial_files(cli, model_dir
     assert sorted(p.name for p in (out / "walk").iterdir()) == [
         "tilt-down.meta.json", "tilt-down.mp4", "tilt-down.side-by-side.mp4", "tilt-down.trajectory.json",
     ]  # fmt: skip
+
+
+def test_target_cameras_generate_a_synth_view_that_eval_videos_scores(cli, model_dir, tmp_path):
+    """generate cam02 of a synthetic scene from cam01 with cam02's exact cameras, then score it
+    with `eval --videos`; the video is the one the Python API makes with the clip's cameras."""
+    from mvt4g.camera.pose import relative_to
+    from mvt4g.io.clip import read_clip
+    from mvt4g.sample import GeneratePipeline, PreparedReference, SamplingSettings
+    from mvt4g.synth import SynthSettings, synthesize
+
+    [scene] = synthesize(SynthSettings(views=2, frames=5, height=16, width=16, points=8), tmp_path / "synth", 1)
+    cams = scene / "cameras" / "cameras.json"
+    gen = tmp_path / "gen"
+    (gen / scene.name).mkdir(parents=True)
+    video = gen / scene.name / "cam02.mp4"  # eval --videos layout: DIR/SEQUENCE/TRAJECTORY.mp4
+    base = ["generate", scene / "videos" / "cam01.mp4", "--model", model_dir, "--steps", "1", "--frames", "5",
+            "--size", "16x16", "--out", video]  # fmt: skip
+    r = cli(*base, "--ref-cameras", f"{cams}:cam01", "--target-cameras", f"{cams}:cam02", "--json")
+    assert r.code == 0, r.stderr
+    assert r.json()["items"][0]["trajectory"] == "cam02"
+    assert set(r.json()["timings"]) == {"import_s", "load_s", "total_s"}
+    clip = read_clip(scene)
+    used = np.array(json.loads(video.with_suffix(".trajectory.json").read_text())["c2w"])
+    np.testing.assert_allclose(used, relative_to(clip.cameras["cam02"].c2w, clip.cameras["cam01"].c2w[0]), atol=1e-9)
+    meta = json.loads(video.with_suffix(".meta.json").read_text())
+    assert meta["trajectory"]["source"] == f"{cams}:cam02" and "not re-based" in meta["trajectory"]["absolute"]
+
+    # The Python API with the clip's own (absolute) cameras gives the same video.
+    pipe = GeneratePipeline(model_dir, device="cpu")
+    api = pipe.generate(PreparedReference.from_clip(clip, "cam01"), clip.cameras["cam02"],
+                        settings=SamplingSettings(steps=1), seed=0).frames  # fmt: skip
+    write_video(tmp_path / "api.mp4", api, fps=clip.fps)
+    diff = np.abs(read_video(video).frames.astype(int) - read_video(tmp_path / "api.mp4").frames.astype(int))
+    assert diff.max() <= 1, diff.max()
+
+    s = cli("eval", "--bench", "synthetic", "--data-root", tmp_path / "synth", "--videos", gen, "--metrics", "psnr", "--json")
+    assert s.code == 0, s.stderr
+    [scored] = s.json()["videos"]
+    assert (scored["sequence"], scored["trajectory"], scored["video"]) == (scene.name, "cam02", str(video))
+    assert np.isfinite(s.json()["summary"]["overall"]["metrics"]["psnr"])
+
+    # Bad input, one line each: no target, no reference world, an unknown view, --camera without --traj.
+    assert_one_line_error(cli(*base), "--traj", "--target-cameras")
+    assert_one_line_error(cli(*base, "--target-cameras", f"{cams}:cam02", "--overwrite"), "needs --ref-cameras")
+    assert_one_line_error(cli(*base, "--ref-cameras", f"{cams}:cam01", "--target-cameras", f"{cams}:cam07", "--overwrite"),
+                          "no view 'cam07'")  # fmt: skip
+    assert_one_line_error(cli(*base, "--ref-cameras", f"{cams}:cam01", "--target-cameras", f"{cams}:cam02", "--camera",
+                              "cam02", "--overwrite"), "--camera")  # fmt: skip
+
+
+def test_load_seconds_leave_out_the_diffusers_import(model_dir):
+    """Importing the model code (diffusers) is timed apart from loading the model."""
+    code = (
+        "import sys, time\n"
+        "from mvt4g.sample.pipeline import GeneratePipeline\n"
+        "assert 'diffusers' not in sys.modules\n"
+        f"t = time.perf_counter(); a = GeneratePipeline({str(model_dir)!r}, device='cpu'); wall = time.perf_counter() - t\n"
+        f"b = GeneratePipeline({str(model_dir)!r}, device='cpu')\n"
+        "print(a.import_seconds, a.load_seconds, wall, b.import_seconds)\n"
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False, timeout=120)
+    assert out.returncode == 0, out.stderr
+    first_import, first_load, wall, second_import = map(float, out.stdout.split())
+    assert first_import + first_load <= wall
+    assert first_import > 10 * second_import and second_import < 0.05  # diffusers is imported once per process

@@ -152,3 +152,64 @@ def test_latent_tracks_to_video_matches_a_naive_loop(latent, n, tf, seed):
         w = r / tf
         assert np.allclose(tracks[:, t], (1 - w) * coords[:, j] + w * coords[:, nxt], atol=1e-4)
         assert np.array_equal(visible[:, t], vis[:, nxt] if w > 0.5 else vis[:, j])
+
+
+@pytest.fixture(scope="module")
+def synth_clip(tmp_path_factory):
+    from mvt4g.synth import SynthSettings, synthesize
+
+    out = tmp_path_factory.mktemp("synth_targets")
+    return synthesize(SynthSettings(views=3, frames=5, height=16, width=24, points=8), out, 1)[0]
+
+
+def test_target_cameras_are_absolute_in_the_reference_world(synth_clip, tmp_path):
+    """--target-cameras FILE:VIEW places the target exactly where the clip has it relative to the
+    reference: the pair the model sees equals the clip's own (reference, target) cameras."""
+    from mvt4g.camera.converters import recammaster_extrinsics_dict
+    from mvt4g.camera.pose import relative_to
+    from mvt4g.io.clip import read_clip
+    from mvt4g.model.conditioning import pair_cameras
+    from mvt4g.sample.reference import PreparedReference
+    from mvt4g.sample.targets import parse_target_cameras
+
+    clip = read_clip(synth_clip)
+    cams = synth_clip / "cameras" / "cameras.json"
+    opts = ReferenceOptions(5, 16, 24, camera_file=f"{cams}:cam01")
+    ref = read_reference(plan_reference(clip.videos["cam01"], opts), opts)
+    targets = parse_target_cameras([f"{cams}:cam02", f"{cams}:cam03"])
+    assert [t.name for t in targets] == ["cam02", "cam03"]
+    for view, target in zip(("cam02", "cam03"), targets, strict=True):
+        cameras, c2w, note = target.cameras_for(ref)
+        assert note is None
+        expected = relative_to(clip.cameras[view].c2w, clip.cameras["cam01"].c2w[0])  # float64, independent
+        np.testing.assert_allclose(c2w, expected, atol=1e-9)
+        np.testing.assert_allclose(cameras.K, clip.cameras[view].K, atol=1e-9)
+        got = pair_cameras(ref.cameras, cameras, (16, 24))
+        want = pair_cameras(clip.cameras["cam01"], clip.cameras[view], (16, 24))
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g.c2w, w.c2w, atol=1e-9)
+            np.testing.assert_allclose(g.K, w.K, atol=1e-9)
+        # A trajectory file of the same view (re-based to its own frame 0) is a different camera.
+        assert not np.allclose(relative_to(clip.cameras[view].c2w, clip.cameras[view].c2w[0]), expected, atol=1e-3)
+    # The same from a PreparedReference of the clip itself (absolute cameras, world = identity).
+    direct, _, _ = targets[0].cameras_for(PreparedReference.from_clip(clip, "cam01"))
+    np.testing.assert_allclose(direct.c2w, clip.cameras["cam02"].c2w, atol=1e-9)
+
+    # camera_extrinsics.json (no intrinsics): poses in that file's world, the reference's K.
+    extr = tmp_path / "camera_extrinsics.json"
+    extr.write_text(json.dumps(recammaster_extrinsics_dict({v: clip.cameras[v].c2w for v in ("cam01", "cam02")})))
+    opts = ReferenceOptions(5, 16, 24, camera_file=f"{extr}:cam01")
+    ref = read_reference(plan_reference(clip.videos["cam01"], opts), opts)
+    [target] = parse_target_cameras([f"{extr}:cam02"])
+    cameras, c2w, _ = target.cameras_for(ref)
+    np.testing.assert_allclose(c2w, relative_to(clip.cameras["cam02"].c2w, clip.cameras["cam01"].c2w[0]), atol=2e-4)
+    np.testing.assert_allclose(cameras.K, np.repeat(ref.cameras.K[:1], 5, axis=0))
+
+    # Bad input: an unknown view, a repeated name, no reference world.
+    with pytest.raises(InputError, match="no view 'cam09'"):
+        parse_target_cameras([f"{cams}:cam09"])
+    with pytest.raises(InputError, match="share output names: cam02"):
+        parse_target_cameras([f"{cams}:cam02", f"{extr}:cam02"])
+    static = ReferenceOptions(5, 16, 24)
+    with pytest.raises(InputError, match="needs --ref-cameras"):
+        target.cameras_for(read_reference(plan_reference(clip.videos["cam01"], static), static))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,3 +97,46 @@ def test_existing_scene_is_refused_without_overwrite(tmp_path, capsys):
     assert _files(out) == before  # scene_0000 untouched, scene_0001 not written
     assert main(["synth", "--out", str(out), "--scenes", "1", *SMALL, "--seed", "8", "--overwrite"]) == 0
     assert _files(out) != before
+
+
+def test_skip_existing_keeps_same_scenes_and_refuses_others(tmp_path, capsys):
+    out = tmp_path / "synth"
+    assert main(["synth", "--out", str(out), "--scenes", "1", *SMALL]) == 0
+    capsys.readouterr()
+    kept = _files(out)
+
+    # The same settings with one more scene: scene_0000 is kept as it is, scene_0001 rendered.
+    assert main(["synth", "--out", str(out), "--scenes", "2", *SMALL, "--skip-existing", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["skipped"] == [str(out / "scene_0000")]
+    assert report["scenes"] == [str(out / "scene_0000"), str(out / "scene_0001")]
+    now = _files(out)
+    assert {k: v for k, v in now.items() if k.parts[0] == "scene_0000"} == kept
+    # ... and scene_0001 is the one a fresh two-scene run writes.
+    fresh = tmp_path / "fresh"
+    assert main(["synth", "--out", str(fresh), "--scenes", "2", *SMALL]) == 0
+    assert {k: v for k, v in _files(fresh).items() if k.parts[0] == "scene_0001"} == {
+        k: v for k, v in now.items() if k.parts[0] == "scene_0001"
+    }
+    capsys.readouterr()
+    assert main(["synth", "--out", str(out), "--scenes", "2", *SMALL, "--skip-existing"]) == 0
+    assert "2 already written and kept" in " ".join(capsys.readouterr().err.split())  # rich wraps lines
+    assert _files(out) == now
+
+    # Other settings: refused with one line naming the difference, nothing written...
+    rc = main(["synth", "--out", str(out), "--scenes", "3", *SMALL, "--seed", "8", "--skip-existing"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "scene_0000" in err and "seed 7" in err and "(and 1 more)" in err and "--overwrite" in err
+    assert _files(out) == now
+    rc = main(["synth", "--out", str(out), "--scenes", "1", *SMALL, "--points", "9", "--skip-existing"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "other settings (points 300, now 9)" in err, err
+    # ... unless --overwrite; a folder without synth's meta.json is not mistaken for a scene.
+    assert main(["synth", "--out", str(out), "--scenes", "1", *SMALL, "--points", "9", "--skip-existing", "--overwrite"]) == 0
+    tracks = Path("scene_0000", "tracks.npz")
+    assert _files(out)[tracks] != now[tracks]
+    (out / "scene_0001" / "meta.json").unlink()
+    rc = main(["synth", "--out", str(out), "--scenes", "2", *SMALL, "--points", "9", "--skip-existing"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no readable meta.json" in err, err

@@ -206,3 +206,44 @@ def test_subprocess_end_to_end(clip, tmp_path):
     assert score.returncode == 0, score.stderr
     result = json.loads(score.stdout)
     assert result["scores"]["temporal"]["delta_avg"] > 0.9
+
+
+# ---- the core behind `tracks compute`: plan_track_jobs / run_track_job ------------------------
+
+
+def test_core_jobs_check_everything_first_then_write_and_resume(cli, clip, tmp_path):
+    from mvt4g.errors import InputError, OutputExistsError
+    from mvt4g.tracks import TrackOptions, plan_track_jobs, run_track_job, score_tracks
+
+    exact = read_tracks(clip / "tracks.npz")
+    before = (clip / "tracks.npz").read_bytes()
+    options = TrackOptions(method="geometry", queries_from=clip / "tracks.npz")
+    # A bad second clip stops the plan before the first clip's tracks are touched.
+    with pytest.raises(InputError, match="missing"):
+        plan_track_jobs([clip, tmp_path / "missing"], options, overwrite=True)
+    with pytest.raises(OutputExistsError):  # the clip's exact tracks are not replaced silently
+        plan_track_jobs([clip], options)
+    with pytest.raises(InputError, match="--out takes one clip"):
+        plan_track_jobs([clip, clip], options, out=tmp_path / "x.npz")
+    assert (clip / "tracks.npz").read_bytes() == before
+
+    out = tmp_path / "geo.npz"
+    [job] = plan_track_jobs([clip], options, out=out)
+    assert (job.status, job.plan.method, job.out) == ("todo", "geometry", out) and not out.exists()
+    row = run_track_job(job)
+    assert row["status"] == "written" and row["out"] == str(out)
+    assert (row["views"], row["frames"], row["tracks"]) == exact.tracks.shape[:3]
+    assert score_tracks(read_tracks(out), exact)["all"]["delta_avg"] == 1.0  # geometry is exact on a plane
+
+    # The same plan again: current, not rewritten; the CLI prints the same row.
+    mtime = out.stat().st_mtime_ns
+    [again] = plan_track_jobs([clip], options, out=out)
+    assert again.status == "current"
+    assert run_track_job(again) == {**{k: row[k] for k in ("clip", "out", "method", "reason")}, "status": "current", "notes": []}
+    r = cli("tracks", clip, "--method", "geometry", "--queries-from", clip / "tracks.npz", "--out", out, "--json")
+    assert r.code == 0 and r.json()["clips"] == [run_track_job(again)]
+    assert out.stat().st_mtime_ns == mtime
+
+    # auto on the clip's own exact tracks: nothing to do.
+    [auto] = plan_track_jobs([clip], TrackOptions())
+    assert auto.status == "exact" and run_track_job(auto)["status"] == "exact"

@@ -61,8 +61,11 @@ def recammaster_json(c2w: object, camera: str = "cam01", origin_m: object = RECA
     return recammaster_extrinsics_dict({camera: unreal_base_pose() @ rel}, origin_m=origin_m)
 
 
-def load_trajectory_file(path: str | Path, camera: str | None = None) -> tuple[str, np.ndarray]:
+def load_trajectory_file(path: str | Path, camera: str | None = None, *, absolute: bool = False) -> tuple[str, np.ndarray]:
     """Read a trajectory file; returns ``(name, c2w [F, 4, 4] relative to frame 0)``.
+
+    ``absolute=True`` keeps the poses in the file's world instead (OpenCV axes, metres; for a
+    ``camera_extrinsics.json`` the same world for every camera of the file).
 
     Accepts mvt4g's trajectory JSON (:func:`trajectory_json`) and ReCamMaster / MultiCamVideo
     ``camera_extrinsics.json`` (``camera``, e.g. ``"cam09"``, is required when it holds several).
@@ -107,6 +110,8 @@ def load_trajectory_file(path: str | Path, camera: str | None = None) -> tuple[s
     # Files keep ~6 digits; snap to exact rotations so inverses by transpose stay exact downstream.
     poses = poses.copy()
     poses[:, :3, :3] = orthonormalize(poses[:, :3, :3])
+    if absolute:
+        return name, poses
     rel = relative_to(poses, poses[0])
     rel[0] = np.eye(4)  # exactly, not to rounding
     return name, rel

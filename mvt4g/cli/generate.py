@@ -27,14 +27,24 @@ def generate(
     references: Annotated[
         list[Path], typer.Argument(metavar="REF...", help="Reference videos: mp4 files or DAVIS-style frame folders.")
     ],
+    model: Annotated[Path, typer.Option("--model", "-m", help="A training run directory or a saved model directory.")],
     traj: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--traj", "-t", metavar="NAME|FILE[,...]",
-            help="Target trajectories: presets (`mvt4g traj list`) or trajectory files, comma-separated or repeated.",
+            help="Target trajectories: presets (`mvt4g traj list`) or trajectory files, comma-separated or repeated; "
+            "each starts at the reference camera's first pose.",
         ),
-    ],
-    model: Annotated[Path, typer.Option("--model", "-m", help="A training run directory or a saved model directory.")],
+    ] = None,
+    target_cameras: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target-cameras", metavar="FILE:VIEW",
+            help="Absolute target cameras (repeatable): a view of a cameras.json (its intrinsics too) or a camera of "
+            "a camera_extrinsics.json, in the same world as --ref-cameras (required), used as they are, not re-based. "
+            "The output is named VIEW. E.g. another view of a clip, to score with `mvt4g eval --videos`.",
+        ),
+    ] = None,
     camera: Annotated[
         str | None, typer.Option(metavar="camNN", help="Camera of a ReCamMaster camera_extrinsics.json trajectory file.")
     ] = None,
@@ -83,13 +93,14 @@ def generate(
     overwrite: common.OverwriteOpt = False,
     json_out: common.JsonOpt = False,
 ) -> None:
-    """Generate the video a camera moving along `--traj` would have filmed of each reference scene.
+    """Generate the video a camera along `--traj` (or at `--target-cameras`) would have filmed of each reference.
 
     Every reference is fitted to the output frames and size (the frame policy and a
     centre-cropping resize, reported), encoded, and a target video is sampled with the
     flow-matching sampler (ReCamMaster's: 50 Euler steps, shift 5, guidance 5 on the text
-    when the model has a text encoder). The trajectory starts at the reference camera's first
-    pose. Next to each video: `.trajectory.json` (the poses used), `.meta.json` (model, seed,
+    when the model has a text encoder). A `--traj` trajectory starts at the reference camera's
+    first pose; `--target-cameras` are placed where they are in the world of `--ref-cameras`
+    (give `--traj`, `--target-cameras` or both; every target is one item). Next to each video: `.trajectory.json` (the poses used), `.meta.json` (model, seed,
     settings, versions), optional `.side-by-side.mp4`; with `--query-points`, `.tracks.npz`
     (views: reference, generated) and a `.tracks.mp4` overlay. The model is loaded once for
     all items; a failed item is reported and the others still run (exit 1 or 2 at the end).
@@ -101,11 +112,17 @@ def generate(
         mvt4g generate a.mp4 b.mp4 --traj arc-left,zoom-in --model runs/exp1 --out-dir gen --json
 
         mvt4g generate bear.mp4 --traj pan-right --model runs/exp1 --out pan.mp4 --query-points grid:8x8
+
+        mvt4g generate clip/videos/cam01.mp4 --ref-cameras clip/cameras/cameras.json:cam01 --target-cameras clip/cameras/cameras.json:cam02 --model runs/exp1 --out gen/clip/cam02.mp4
     """
     from mvt4g.errors import InputError
 
     start = time.perf_counter()
     height_width = common.parse_size(size) if size is not None else None
+    if not traj and not target_cameras:
+        raise InputError("give target cameras: --traj (trajectories) and/or --target-cameras (absolute cameras)")
+    if target_cameras and ref_cameras is None:
+        raise InputError("--target-cameras needs --ref-cameras: the reference's cameras in the same world")
     if prompt is not None and prompt_file is not None:
         raise InputError("give --prompt or --prompt-file, not both")
     if prompt_file is not None:
@@ -136,12 +153,15 @@ def generate(
 
     from mvt4g.sample.batch import plan_jobs
     from mvt4g.sample.reference import ReferenceOptions, plan_reference
-    from mvt4g.sample.targets import parse_trajectories
+    from mvt4g.sample.targets import parse_target_cameras, parse_trajectories
 
     options = ReferenceOptions(frames=n_frames, height=height, width=width, frame_policy=frame_policy.value,
                                fov_deg=fov, focal_mm=focal, camera_file=ref_cameras)  # fmt: skip
     plans = [plan_reference(path, options) for path in references]
-    trajectories = parse_trajectories(traj, camera)
+    trajectories = parse_trajectories(traj, camera) if traj else []
+    if camera is not None and not traj:
+        raise InputError("--camera picks a camera of a --traj camera_extrinsics.json file: use --target-cameras FILE:camNN")
+    trajectories += parse_target_cameras(target_cameras or [], trajectories)
     jobs = plan_jobs(plans, trajectories, out=out, out_dir=out_dir, side_by_side=side_by_side,
                      query_spec=query_points, size=(height, width), token_stride=config.token_stride,
                      overwrite=overwrite)  # fmt: skip
@@ -153,7 +173,7 @@ def generate(
         common.warn(f"{pipeline.text_note}; the prompt is ignored and guidance is skipped")
     common.info(
         f"model {model_dir} ({config.name}) on {pipeline.device} {str(pipeline.dtype).replace('torch.', '')}, "
-        f"loaded in {pipeline.load_seconds:.1f} s; {len(jobs)} item(s) of {n_frames} frames at {height}x{width}, "
+        f"loaded in {pipeline.load_seconds:.1f} s (+ {pipeline.import_seconds:.1f} s importing diffusers); {len(jobs)} item(s) of {n_frames} frames at {height}x{width}, "
         f"{settings.steps} {settings.sampler} steps"
     )
     outcomes = _run(pipeline, jobs, options, settings, seed, prompt, track_timestep, overwrite, single=len(jobs) == 1)
@@ -168,7 +188,8 @@ def generate(
                          "dtype": str(pipeline.dtype).replace("torch.", ""), "query_points": query_points,
                          "text_encoder": pipeline.text is not None},
             "model": str(model_dir),
-            "timings": {"load_s": round(pipeline.load_seconds, 3), "total_s": round(time.perf_counter() - start, 3)},
+            "timings": {"import_s": round(pipeline.import_seconds, 3), "load_s": round(pipeline.load_seconds, 3),
+                        "total_s": round(time.perf_counter() - start, 3)},
         })  # fmt: skip
     if failed:
         _raise_failures(failed, len(outcomes))

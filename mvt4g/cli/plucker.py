@@ -61,40 +61,18 @@ def plucker(
 
         mvt4g plucker clip/cameras/cameras.json --frames all --out maps/
     """
-    from mvt4g.errors import InputError
-    from mvt4g.io.plucker_cache import cached_key, load_camera_source, plan_requests, write_plucker
+    from mvt4g.io.plucker_cache import plan_plucker_jobs, run_plucker_job
 
-    if out is not None and len(sources) > 1:
-        raise InputError("--out takes one source; without it each clip gets its own plucker/ folder")
-    if out is not None and not out.parent.is_dir():
-        raise InputError(f"output directory {str(out.parent)!r} does not exist", path=out)
     target_size = common.parse_size(size) if size else None
-    # Validate every source before writing anything.
-    plans = []
-    for source in sources:
-        cameras, default_out = load_camera_source(source)
-        requests = plan_requests(cameras, frames=frames.value, dtype=dtype.value, relative_to_view=relative_to, size=target_size)
-        plans.append((source, out or default_out, requests))
-
+    jobs = plan_plucker_jobs(sources, frames=frames.value, dtype=dtype.value, relative_to_view=relative_to,
+                             size=target_size, out=out, force=force)  # fmt: skip
     start = time.perf_counter()
     results = []
-    total = sum(len(r) for _, _, r in plans)
     with common.progress() as bar:
-        task = bar.add_task("Plücker maps", total=total)
-        for source, out_dir, requests in plans:
-            out_dir.mkdir(exist_ok=True)
-            for req in requests:
-                path = out_dir / f"{req.view}.safetensors"
-                if not force and cached_key(path) == req.key():
-                    status, shape = "current", None
-                else:
-                    status, shape = "written", write_plucker(path, req)
-                results.append(
-                    {"source": str(source), "view": req.view, "path": str(path), "status": status,
-                     "frames": len(req.indices), "height": req.cameras.height, "width": req.cameras.width,
-                     "dtype": req.dtype, "shape": list(shape) if shape else None}
-                )
-                bar.advance(task)
+        task = bar.add_task("Plücker maps", total=len(jobs))
+        for job in jobs:
+            results.append(run_plucker_job(job))
+            bar.advance(task)
     seconds = time.perf_counter() - start
     if json_out:
         common.emit_json({"outputs": results, "seconds": round(seconds, 3)})
@@ -102,7 +80,7 @@ def plucker(
     written = sum(r["status"] == "written" for r in results)
     common.info(
         f"{written} ray map(s) written, {len(results) - written} current, "
-        f"{len(plans)} source(s) in {seconds:.2f} s"
+        f"{len(sources)} source(s) in {seconds:.2f} s"
     )
     for r in results:
         common.info(f"  {r['path']}  [{r['status']}] {r['frames']} frames {r['height']}x{r['width']} {r['dtype']}")

@@ -26,6 +26,15 @@ def synth(
     ] = 1,
     objects: Annotated[int | None, typer.Option(help="Moving objects per scene (default: 3-5 at random).")] = None,
     fps: Annotated[float, typer.Option(help="Frame rate of the videos.")] = 15.0,
+    skip_existing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-existing",
+            help="Keep scene folders this run would write identically (same seed, index and settings in "
+            "their meta.json) and render only the others; a scene written with other settings is refused "
+            "unless --overwrite.",
+        ),
+    ] = False,
     overwrite: common.OverwriteOpt = False,
     json_out: common.JsonOpt = False,
 ) -> None:
@@ -42,6 +51,8 @@ def synth(
 
         mvt4g synth --out data/synth --scenes 8 --workers 2
 
+        mvt4g synth --out data/synth --scenes 16 --workers 2 --skip-existing
+
         mvt4g synth --out data/big --scenes 1 --frames 81 --size 480x832 --supersample 2
     """
     from mvt4g.synth.pipeline import SynthSettings, synthesize
@@ -53,15 +64,25 @@ def synth(
     )  # fmt: skip
     settings.validate()
     start = time.perf_counter()
+    skipped: list[Path] = []
     with common.progress() as bar:
         task = bar.add_task("Scenes", total=scenes)
-        paths = synthesize(settings, out, scenes, workers=workers, overwrite=overwrite,
-                           on_done=lambda _path: bar.advance(task))  # fmt: skip
+
+        def on_skip(path: Path) -> None:
+            skipped.append(path)
+            bar.advance(task)
+
+        paths = synthesize(settings, out, scenes, workers=workers, overwrite=overwrite, skip_existing=skip_existing,
+                           on_done=lambda _path: bar.advance(task), on_skip=on_skip)  # fmt: skip
     seconds = time.perf_counter() - start
     if json_out:
         common.emit_json({
-            "out": str(out), "scenes": [str(p) for p in paths], "views": views, "frames": frames,
-            "size": [height, width], "seed": seed, "points": points, "seconds": round(seconds, 3),
+            "out": str(out), "scenes": [str(p) for p in paths], "skipped": [str(p) for p in skipped],
+            "views": views, "frames": frames, "size": [height, width], "seed": seed, "points": points,
+            "seconds": round(seconds, 3),
         })  # fmt: skip
         return
-    common.info(f"{len(paths)} scene(s) of {views} view(s) x {frames} frames at {height}x{width} in {out} ({seconds:.1f} s)")
+    kept = f", {len(skipped)} already written and kept" if skipped else ""
+    common.info(
+        f"{len(paths)} scene(s) of {views} view(s) x {frames} frames at {height}x{width} in {out}{kept} ({seconds:.1f} s)"
+    )

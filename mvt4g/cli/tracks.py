@@ -106,65 +106,21 @@ def compute(
 
         mvt4g tracks clip --tracker ./my_cotracker.py:track --queries-from clip/tracks.npz --out pred.npz
     """
-    from mvt4g.errors import InputError
-    from mvt4g.io.atomic import check_output_path
-    from mvt4g.io.clip import read_clip
-    from mvt4g.tracks.compute import (
-        TrackOptions,
-        compute_tracks,
-        input_key,
-        plan_method,
-    )
-    from mvt4g.tracks.format import read_input_key, write_tracks
+    from mvt4g.tracks.compute import TrackOptions, plan_track_jobs, run_track_job
     from mvt4g.tracks.queries import parse_grid
 
-    if out is not None and len(clips) > 1:
-        raise InputError("--out takes one clip; without it each clip gets CLIP/tracks.npz")
     options = TrackOptions(
         method=method.value, tracker=tracker, grid=parse_grid(grid) if grid else None, num_queries=queries,
         query_frames=query_frames.value, query_views=query_views, queries_from=queries_from, seed=seed,
         depth_tol=depth_tol,
     )
-    fn = None
-    if options.method == "plugin":
-        from mvt4g.tracks.plugin import load_tracker
-
-        fn = load_tracker(options.tracker or "")
-    # Validate every clip and output before any work, so bad input writes nothing.
-    jobs = []
-    for path in clips:
-        clip = read_clip(path)
-        target = out if out is not None else clip.tracks_path
-        plan = plan_method(clip, options, target)
-        if plan.method == "none":
-            jobs.append((clip, target, plan, None, "exact"))
-            continue
-        key = input_key(clip, options, plan)
-        if target.exists() and read_input_key(target) == key and not overwrite:
-            jobs.append((clip, target, plan, key, "current"))
-            continue
-        check_output_path(target, overwrite=overwrite)
-        jobs.append((clip, target, plan, key, "todo"))
-
+    jobs = plan_track_jobs(clips, options, out=out, overwrite=overwrite)  # checks everything before any work
     start = time.perf_counter()
     results = []
     with common.progress() as bar:
         task = bar.add_task("tracks", total=len(jobs))
-        for clip, target, plan, key, status in jobs:
-            row = {"clip": str(clip.root), "out": str(target), "method": plan.method, "reason": plan.reason}
-            if status == "todo":
-                t0 = time.perf_counter()
-                result = compute_tracks(clip, options, plan, tracker=fn)
-                write_tracks(target, result.trackset, input_key=key)
-                ts = result.trackset
-                row.update(
-                    status="written", tracks=ts.num_tracks, views=ts.num_views, frames=ts.num_frames,
-                    visible_fraction=round(float(ts.visible.mean()), 4), seconds=round(time.perf_counter() - t0, 3),
-                    notes=result.notes,
-                )
-            else:
-                row.update(status=status, notes=[])
-            results.append(row)
+        for job in jobs:
+            results.append(run_track_job(job))
             bar.advance(task)
     seconds = time.perf_counter() - start
     if json_out:

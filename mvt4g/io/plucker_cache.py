@@ -4,12 +4,18 @@ Each file holds one tensor ``rays`` ``[F, 6, H, W]`` and string metadata: the fr
 dtype, reference view and a ``key`` (SHA-256 of every input: intrinsics, poses, size, frame
 indices, dtype, reference pose, format version). A file whose key differs from the key of
 the current inputs is stale and is recomputed; a file with the same key is reused.
+
+Many clips (what ``mvt4g plucker`` does)::
+
+    jobs = plan_plucker_jobs(["data/synth/scene_0000"], relative_to_view="cam01")
+    rows = [run_plucker_job(job) for job in jobs]     # one JSON-ready dict per view
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,11 +124,19 @@ def cached_key(path: Path) -> str | None:
 
 
 def write_plucker(path: str | Path, request: PluckerRequest) -> tuple[int, ...]:
-    """Compute and atomically write one view's map; returns its shape."""
+    """Compute and atomically write one view's map ``[F, 6, H, W]``; returns its shape.
+
+    The file's folder (e.g. ``CLIP/plucker``) is created when missing; its parent must exist.
+    """
     from safetensors.numpy import save_file
 
     from mvt4g.io.atomic import atomic_path
 
+    path = Path(path)
+    if not path.parent.is_dir():
+        if not path.parent.parent.is_dir():
+            raise InputError(f"output directory {str(path.parent)!r} does not exist", path=path)
+        path.parent.mkdir(exist_ok=True)
     rays = request.compute()
     with atomic_path(path) as tmp:
         save_file({"rays": np.ascontiguousarray(rays)}, str(tmp), metadata=request.metadata())
@@ -173,3 +187,59 @@ def plan_requests(
             PluckerRequest(view, cams, frame_indices(cams.frames, frames), dtype, reference, relative_to_view or "")
         )
     return requests
+
+
+@dataclass
+class PluckerJob:
+    """One view's planned map (:func:`plan_plucker_jobs`): ``status`` is ``"current"`` (the
+    file at ``path`` holds this request's key: kept) or ``"todo"`` (computed and written)."""
+
+    source: Path
+    request: PluckerRequest
+    path: Path
+    status: str
+
+
+def plan_plucker_jobs(
+    sources: Sequence[str | Path],
+    *,
+    frames: str = "latent",
+    dtype: str = "float16",
+    relative_to_view: str | None = None,
+    size: tuple[int, int] | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+) -> list[PluckerJob]:
+    """One job per view of every source (clip directory or ``cameras.json``), all checked first.
+
+    Maps go to ``out`` (one source only) or the source's own ``plucker/`` folder
+    (:func:`load_camera_source`); ``frames``, ``dtype``, ``relative_to_view`` and ``size``
+    (H, W) as in :func:`plan_requests`. A file whose key matches is ``current`` unless
+    ``force``. Raises :class:`InputError` for any bad source before anything is written.
+    """
+    if out is not None and len(sources) > 1:
+        raise InputError("--out takes one source; without it each clip gets its own plucker/ folder")
+    if out is not None and not Path(out).parent.is_dir():
+        raise InputError(f"output directory {str(Path(out).parent)!r} does not exist", path=out)
+    jobs = []
+    for source in sources:
+        cameras, default_out = load_camera_source(source)
+        requests = plan_requests(cameras, frames=frames, dtype=dtype, relative_to_view=relative_to_view, size=size)
+        out_dir = Path(out) if out is not None else default_out
+        for request in requests:
+            path = out_dir / f"{request.view}.safetensors"
+            current = not force and cached_key(path) == request.key()
+            jobs.append(PluckerJob(Path(source), request, path, "current" if current else "todo"))
+    return jobs
+
+
+def run_plucker_job(job: PluckerJob) -> dict:
+    """Write the job's map unless it is current; returns the JSON-ready row ``mvt4g plucker
+    --json`` prints: ``source``, ``view``, ``path``, ``status`` (``written`` or ``current``),
+    ``frames`` (F), ``height``, ``width``, ``dtype`` and ``shape`` ([F, 6, H, W] when written)."""
+    req = job.request
+    shape = write_plucker(job.path, req) if job.status == "todo" else None
+    return {"source": str(job.source), "view": req.view, "path": str(job.path),
+            "status": "written" if shape else "current", "frames": len(req.indices),
+            "height": req.cameras.height, "width": req.cameras.width, "dtype": req.dtype,
+            "shape": list(shape) if shape else None}  # fmt: skip

@@ -10,6 +10,9 @@
     tgt = target_cameras(ref.cameras, preset_trajectory("arc-left", ref.num_frames))
     frames = pipe.generate(ref, tgt, settings=SamplingSettings(steps=4), seed=0).frames
 
+    ref = PreparedReference.from_clip(read_clip("scene_0000"), "cam01")   # a clip's view as it is
+    frames = pipe.generate(ref, read_clip("scene_0000").cameras["cam02"]).frames  # its other view
+
 Modules: ``sampler`` (Euler / UniPC on the shifted sigma grid, guidance), ``pipeline``
 (model + autoencoder + text, one generation), ``reference`` (frame/size policy, reference
 cameras), ``targets`` (``--traj`` values, target cameras), ``queries`` (tracking-head
@@ -24,8 +27,9 @@ _EXPORTS = {
     "make_sampler": "sampler", "sample_flow": "sampler", "guided_velocity": "sampler", "SAMPLERS": "sampler",
     "GeneratePipeline": "pipeline", "GenerationResult": "pipeline",
     "ReferenceOptions": "reference", "PreparedReference": "reference", "plan_reference": "reference",
-    "read_reference": "reference", "DEFAULT_FOCAL_MM": "reference",
+    "read_reference": "reference", "DEFAULT_FOCAL_MM": "reference", "read_camera_file": "reference",
     "TargetTrajectory": "targets", "parse_trajectories": "targets", "target_cameras": "targets",
+    "parse_target_cameras": "targets", "absolute_target_cameras": "targets",
     "grid_queries": "queries", "load_query_points": "queries",
     "plan_jobs": "batch", "run_jobs": "batch", "item_paths": "batch",
     "resolve_model_dir": "model_dir",

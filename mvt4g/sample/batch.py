@@ -33,7 +33,7 @@ from mvt4g.errors import InputError, MVT4GError, OutputExistsError
 from mvt4g.io.atomic import check_output_path, write_json_atomic
 from mvt4g.sample.queries import load_query_points
 from mvt4g.sample.reference import ReferenceOptions, ReferencePlan, read_reference
-from mvt4g.sample.targets import TargetTrajectory, target_cameras
+from mvt4g.sample.targets import TargetTrajectory
 
 META_FORMAT = "mvt4g-generate"
 META_FORMAT_VERSION = 1
@@ -169,6 +169,8 @@ def library_versions() -> dict[str, str]:
 def _metadata(pipeline, job: GenerateJob, reference, result, trajectory_note: str | None, extra: dict) -> dict:
     traj = {"name": job.trajectory.name, "source": job.trajectory.source, "file": job.paths.trajectory.name,
             "relative_to": "the reference camera's first pose"}  # fmt: skip
+    if job.trajectory.absolute is not None:
+        traj["absolute"] = "target cameras in the reference camera file's world, not re-based"
     if trajectory_note:
         traj["note"] = trajectory_note
     frames, height, width = reference.frames.shape[:3]
@@ -252,8 +254,7 @@ def run_jobs(
                 # Keep only the current reference: jobs are ordered reference by reference.
                 cache = {ref_path: read_reference(job.reference, options)}
             reference = cache[ref_path]
-            c2w, note = job.trajectory.poses(reference.num_frames)
-            target = target_cameras(reference.cameras, c2w)
+            target, c2w, note = job.trajectory.cameras_for(reference)
             result = pipeline.generate(
                 reference, target, settings=settings, seed=seed, prompt=prompt, negative_prompt=negative_prompt,
                 queries=job.queries, track_timestep=track_timestep, callback=on_step,

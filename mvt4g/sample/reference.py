@@ -24,6 +24,13 @@ Camera files (``PATH`` or ``PATH:camNN``): an mvt4g trajectory JSON, a ReCamMast
 intrinsics are used). Its poses are per input frame: a file with as many poses as the input
 video is indexed like the frames, one with as many as the output is used as is, any other
 count is resampled to the input's frame count first (reported).
+
+The reference cameras are re-based to their first pose (the reference starts at the origin);
+:attr:`PreparedReference.world_from_cameras` keeps that pose, so absolute target cameras in the
+camera file's world (``--target-cameras``, :mod:`mvt4g.sample.targets`) can be placed exactly.
+
+A view of a clip directory is a reference as it is (its own frames, fps and exact cameras):
+``PreparedReference.from_clip(read_clip("scene_0000"), "cam01")``.
 """
 
 from __future__ import annotations
@@ -90,9 +97,12 @@ class ReferencePlan:
 class PreparedReference:
     """A fitted reference.
 
-    frames: uint8 ``[T, H, W, 3]``; fps; cameras: ``ViewCameras`` of T frames at ``H x W``
-    (world = the reference camera file's, or the static camera's own frame); report: what the
-    frame and size policies and the camera setup did (JSON-ready).
+    frames: uint8 ``[T, H, W, 3]``; fps; cameras: ``ViewCameras`` of T frames at ``H x W``;
+    report: what the frame and size policies and the camera setup did (JSON-ready).
+    world_from_cameras: ``[4, 4]`` taking ``cameras``' frame to the world of the camera file
+    or clip they came from (absolute c2w = ``world_from_cameras @ cameras.c2w``); None for
+    the default static camera, which has no world. source_frames: ``[T]`` the input frame
+    each output frame was taken from, of ``input_frames`` (None: ``arange(T)`` of T).
     """
 
     path: Path
@@ -100,6 +110,23 @@ class PreparedReference:
     fps: float
     cameras: ViewCameras
     report: dict = field(default_factory=dict)
+    world_from_cameras: np.ndarray | None = None
+    source_frames: np.ndarray | None = None
+    input_frames: int | None = None
+
+    @classmethod
+    def from_clip(cls, clip, view: str) -> PreparedReference:
+        """View ``view`` of a clip (an :class:`mvt4g.io.clip.Clip` or its directory) as it is:
+        every frame at its own size, with the clip's exact cameras in the clip's world."""
+        from mvt4g.io.clip import Clip, read_clip
+
+        clip = clip if isinstance(clip, Clip) else read_clip(clip)
+        if view not in clip.views:
+            raise InputError(f"no view {view!r} in the clip (views: {', '.join(clip.views)})", path=clip.root)
+        frames = clip.read_video(view)
+        cameras = clip.cameras[view]
+        report = {"path": str(clip.videos[view]), "camera": {"motion": f"from {clip.root}:{view}"}}
+        return cls(clip.videos[view], frames, clip.fps, cameras, report, np.eye(4), np.arange(len(frames)), len(frames))
 
     @property
     def num_frames(self) -> int:
@@ -139,7 +166,7 @@ def plan_reference(path: str | Path, options: ReferenceOptions) -> ReferencePlan
     except InputError as exc:
         raise InputError(f"reference too short: {exc}", path=path) from None
     if options.camera_file is not None:
-        _read_camera_file(options.camera_file)  # fail before any work
+        read_camera_file(options.camera_file)  # fail before any work
     return ReferencePlan(path, info, report.output_frames, report.message)
 
 
@@ -163,18 +190,23 @@ def _split_camera_spec(spec: str) -> tuple[Path, str | None]:
 
 
 @dataclass
-class _CameraFile:
+class CameraFile:
+    """One camera's poses read from a file (:func:`read_camera_file`)."""
+
     c2w: np.ndarray  # [N, 4, 4] in the file's world
     K: np.ndarray | None  # [N, 3, 3] at (width, height), or None
     width: int | None
     height: int | None
     label: str
+    view: str | None = None  # the camera picked from the file, if any
 
 
-def _read_camera_file(spec: str) -> _CameraFile:
+def read_camera_file(spec: str, what: str = "reference") -> CameraFile:
+    """``PATH`` or ``PATH:VIEW`` of a cameras.json (intrinsics too), camera_extrinsics.json or
+    mvt4g trajectory JSON: one camera's poses in the file's own world (not re-based)."""
     path, name = _split_camera_spec(spec)
     if not path.is_file():
-        raise InputError("no such reference camera file", path=path)
+        raise InputError(f"no such {what} camera file", path=path)
     import json
 
     try:
@@ -190,12 +222,12 @@ def _read_camera_file(spec: str) -> _CameraFile:
         if name not in views:
             raise InputError(f"no view {name!r} (it holds {', '.join(views)})", path=path)
         cams = views[name]
-        return _CameraFile(cams.c2w, cams.K, cams.width, cams.height, f"{path}:{name}")
-    _, c2w = load_trajectory_file(path, name)
-    return _CameraFile(c2w, None, None, None, f"{path}" + (f":{name}" if name else ""))
+        return CameraFile(cams.c2w, cams.K, cams.width, cams.height, f"{path}:{name}", name)
+    _, c2w = load_trajectory_file(path, name, absolute=True)
+    return CameraFile(c2w, None, None, None, f"{path}" + (f":{name}" if name else ""), name)
 
 
-def _select_poses(poses: np.ndarray, indices: np.ndarray, input_frames: int, what: str) -> tuple[np.ndarray, str | None]:
+def select_poses(poses: np.ndarray, indices: np.ndarray, input_frames: int, what: str) -> tuple[np.ndarray, str | None]:
     """Poses (or intrinsics) for the output frames; a note when they had to be resampled."""
     n, out = len(poses), len(indices)
     if n == input_frames:
@@ -235,32 +267,38 @@ def read_reference(plan: ReferencePlan, options: ReferenceOptions) -> PreparedRe
         "frames": {"action": count_report.action, "output": count_report.output_frames, "message": count_report.message},
         "size": {"message": size_message, **crop.to_dict()},
     }
-    cameras, camera_report = _reference_cameras(options, count_report.indices, video.num_frames, (src_h, src_w))
+    cameras, world, camera_report = _reference_cameras(options, count_report.indices, video.num_frames, (src_h, src_w))
     report["camera"] = camera_report
-    return PreparedReference(plan.path, np.ascontiguousarray(frames), video.fps, cameras, report)
+    return PreparedReference(plan.path, np.ascontiguousarray(frames), video.fps, cameras, report, world,
+                             np.asarray(count_report.indices), video.num_frames)  # fmt: skip
 
 
 def _reference_cameras(
     options: ReferenceOptions, indices: np.ndarray, input_frames: int, source_size: tuple[int, int]
-) -> tuple[ViewCameras, dict]:
+) -> tuple[ViewCameras, np.ndarray | None, dict]:
+    """Cameras at the output size re-based to their first pose, that pose in the file's world
+    ([4, 4], None without a file), and the camera report."""
     src_h, src_w = source_size
     out_frames = len(indices)
     notes = []
+    world = None
     if options.camera_file is None:
         c2w = np.tile(np.eye(4), (out_frames, 1, 1))
         intr, how = source_intrinsics(src_w, src_h, options)
         K, width, height = intr.K[None].repeat(out_frames, 0), src_w, src_h
         motion = "static (no reference camera file)"
     else:
-        cam = _read_camera_file(options.camera_file)
-        c2w, note = _select_poses(cam.c2w, indices, input_frames, "reference camera file")
+        cam = read_camera_file(options.camera_file)
+        c2w, note = select_poses(cam.c2w, indices, input_frames, "reference camera file")
         notes += [note] if note else []
-        c2w = relative_to(c2w, c2w[0])
+        world = np.array(c2w[0], dtype=np.float64)
+        c2w = relative_to(c2w, world)
+        c2w[0] = np.eye(4)  # exactly, not to rounding
         motion = f"from {cam.label}"
         if cam.K is not None:
             if options.fov_deg is not None or options.focal_mm is not None:
                 raise InputError("the reference camera file holds intrinsics: drop --fov/--focal", path=cam.label)
-            K, note = _select_poses(cam.K, indices, input_frames, "reference camera intrinsics")
+            K, note = select_poses(cam.K, indices, input_frames, "reference camera intrinsics")
             width, height, how = cam.width, cam.height, f"from {cam.label}"
             if abs(width / height - src_w / src_h) > 0.02 * (src_w / src_h):
                 raise CameraError(f"cameras are {width}x{height} but the video is {src_w}x{src_h}", path=cam.label)
@@ -271,4 +309,4 @@ def _reference_cameras(
     report = {"motion": motion, "intrinsics_source": how, "intrinsics": cams.intrinsics(0).to_dict()}
     if notes:
         report["notes"] = notes
-    return cams, report
+    return cams, world, report

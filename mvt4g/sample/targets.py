@@ -9,8 +9,15 @@ Frame counts: presets are built for the output's frame count; a file with anothe
 resampled (rotations by slerp, positions linearly, first and last pose kept) and the
 metadata says so.
 
-Output names: a preset's name; a file's stem (``-camNN`` appended when a camera was picked),
-with characters outside ``[A-Za-z0-9._-]`` replaced by ``_``.
+Absolute target cameras (``--target-cameras FILE:VIEW``, :func:`parse_target_cameras`): one
+camera of a ``cameras.json`` (with its intrinsics) or ``camera_extrinsics.json`` in the SAME
+world as the reference's camera file. Its poses are not re-based: they are taken per input
+frame like the reference's (:func:`mvt4g.sample.reference.select_poses`) and expressed in the
+reference cameras' frame, so the target sits exactly where it was relative to the reference
+(e.g. a synthetic clip's other view).
+
+Output names: a preset's name; a file's stem (``-camNN`` appended when a camera was picked);
+a target camera's view name; characters outside ``[A-Za-z0-9._-]`` replaced by ``_``.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mvt4g.camera.pose import relative_to
 from mvt4g.camera.rig import ViewCameras
 from mvt4g.camera.trajectories import PRESET_NAMES, preset_trajectory
 from mvt4g.camera.trajectory_files import load_trajectory_file, resample_trajectory
@@ -29,12 +37,25 @@ from mvt4g.errors import InputError
 
 @dataclass
 class TargetTrajectory:
-    """One target trajectory: ``name`` (output name), ``source`` and, for files, the poses."""
+    """One target: ``name`` (output name), ``source``, and a preset, a trajectory file's poses
+    (relative to its frame 0) or an absolute camera (``absolute``, a
+    :class:`~mvt4g.sample.reference.CameraFile` in the reference camera file's world)."""
 
     name: str
     source: str
     preset: str | None = None
     file_poses: np.ndarray | None = None  # [N, 4, 4] relative to frame 0
+    absolute: object | None = None  # CameraFile
+
+    def cameras_for(self, reference) -> tuple[ViewCameras, np.ndarray, str | None]:
+        """Target cameras for a :class:`~mvt4g.sample.reference.PreparedReference`:
+        ``(ViewCameras of its T frames at its size, c2w [T, 4, 4] relative to the reference's
+        first pose (what ``.trajectory.json`` records), note or None)``."""
+        if self.absolute is None:
+            c2w, note = self.poses(reference.num_frames)
+            return target_cameras(reference.cameras, c2w), c2w, note
+        target, note = absolute_target_cameras(reference, self.absolute)
+        return target, relative_to(target.c2w, reference.cameras.c2w[0]), note
 
     def poses(self, frames: int) -> tuple[np.ndarray, str | None]:
         """``c2w [frames, 4, 4]`` relative to frame 0, and a note when a file was resampled."""
@@ -80,6 +101,46 @@ def parse_trajectories(values: list[str], camera: str | None = None) -> list[Tar
     if dupes:
         raise InputError(f"trajectories would share output names: {', '.join(dupes)}")
     return out
+
+
+def parse_target_cameras(values: list[str], taken: list[TargetTrajectory] = ()) -> list[TargetTrajectory]:
+    """Resolve ``--target-cameras FILE[:VIEW]`` values (each read and checked now), named after
+    their view; InputError when a name repeats one of ``taken`` or another value's."""
+    from mvt4g.sample.reference import read_camera_file
+
+    out = []
+    for spec in values:
+        cam = read_camera_file(str(spec), "target")
+        view = cam.view or Path(cam.label).stem
+        out.append(TargetTrajectory(name=safe_name(view), source=cam.label, absolute=cam))
+    names = [t.name for t in [*taken, *out]]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"targets would share output names: {', '.join(dupes)}")
+    return out
+
+
+def absolute_target_cameras(reference, camera) -> tuple[ViewCameras, str | None]:
+    """An absolute camera (``CameraFile``, poses in the reference camera file's world) as target
+    cameras of ``reference``: ``c2w [T, 4, 4]`` in the reference cameras' frame, taken at the
+    reference's input frames; intrinsics the file's (resized like the frames) or, for a file
+    without them, the reference's first-frame ones. Returns ``(cameras, note or None)``."""
+    from mvt4g.sample.reference import select_poses
+
+    if reference.world_from_cameras is None:
+        raise InputError(
+            "--target-cameras needs --ref-cameras: the reference's cameras in the same world as the target's"
+        )
+    T = reference.num_frames
+    indices = reference.source_frames if reference.source_frames is not None else np.arange(T)
+    input_frames = reference.input_frames if reference.input_frames is not None else T
+    world_c2w, note = select_poses(camera.c2w, indices, input_frames, "target camera file")
+    c2w = relative_to(world_c2w, reference.world_from_cameras)
+    ref = reference.cameras
+    if camera.K is None:
+        return ViewCameras(ref.width, ref.height, np.repeat(ref.K[:1], T, axis=0), c2w), note
+    K, _ = select_poses(camera.K, indices, input_frames, "target camera intrinsics")
+    return ViewCameras(camera.width, camera.height, K, c2w).resized_cover(ref.width, ref.height), note
 
 
 def _is_extrinsics_file(path: Path) -> bool:

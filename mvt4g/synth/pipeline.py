@@ -2,12 +2,14 @@
 
 Scene ``i`` of a run with seed ``S`` is drawn from ``numpy.random.SeedSequence([S, i])``, so
 every scene is the same whatever the number of scenes or workers, and scene ``i`` can be
-regenerated alone.
+regenerated alone. So a run can be repeated on the same folder: with ``skip_existing``, a
+scene whose ``meta.json`` provenance (seed, scene index, settings) matches this run's is kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -111,30 +113,77 @@ def build_scene(settings: SynthSettings, index: int) -> tuple[Scene, dict[str, V
     return scene, renders, tracks
 
 
+def scene_provenance(settings: SynthSettings, index: int) -> dict:
+    """What ``meta.json``'s ``provenance`` records about the run that drew scene ``index``."""
+    return {"seed": settings.seed, "scene_index": index, "settings": asdict(settings)}
+
+
+def provenance_mismatch(path: str | Path, settings: SynthSettings, index: int) -> str | None:
+    """None when the scene folder ``path`` was written by this run's settings as scene ``index``,
+    else a short reason (other settings, another seed or index, no readable ``meta.json``)."""
+    meta_path = Path(path) / "meta.json"
+    try:
+        written = json.loads(meta_path.read_text()).get("provenance", {})
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return "no readable meta.json from mvt4g synth"
+    if not isinstance(written, dict):
+        return "no provenance in meta.json"
+    wanted = scene_provenance(settings, index)
+    for key in ("seed", "scene_index"):
+        if written.get(key) != wanted[key]:
+            return f"written with {key} {written.get(key)!r}, this run's is {wanted[key]!r}"
+    old = written.get("settings") if isinstance(written.get("settings"), dict) else {}
+    differ = sorted(k for k in set(old) | set(wanted["settings"]) if old.get(k) != wanted["settings"].get(k))
+    if differ:
+        changes = ", ".join(f"{k} {old.get(k)!r}, now {wanted['settings'].get(k)!r}" for k in differ)
+        return f"written with other settings ({changes})"
+    return None
+
+
 def synthesize_one(settings: SynthSettings, index: int, out: str | Path, overwrite: bool = False) -> Path:
     """Render scene ``index`` and write it to ``out / scene_NNNN``; returns that path."""
     scene, renders, tracks = build_scene(settings, index)
-    provenance = {"seed": settings.seed, "scene_index": index, "settings": asdict(settings)}
+    provenance = scene_provenance(settings, index)
     return write_clip(Path(out) / scene_name(index), scene, renders, tracks, fps=settings.fps, crf=settings.crf,
                       overwrite=overwrite, provenance=provenance)  # fmt: skip
 
 
-def check_outputs(out: str | Path, scenes: int, overwrite: bool) -> list[Path]:
-    """Validate the output folder before any work; returns the scene paths.
+def check_outputs(
+    out: str | Path,
+    scenes: int,
+    overwrite: bool,
+    *,
+    settings: SynthSettings | None = None,
+    skip_existing: bool = False,
+) -> tuple[list[Path], list[int]]:
+    """Validate the output folder before any work: ``(every scene path, indices to render)``.
 
     ``out``'s parent must exist; ``out`` may exist (a folder). A scene folder that exists is
-    refused unless ``overwrite``.
+    refused unless ``overwrite``; with ``skip_existing`` (needs ``settings``) one written by
+    the same settings (:func:`provenance_mismatch`) is kept and not rendered again.
     """
     if scenes < 1:
         raise InputError(f"scenes must be >= 1, got {scenes}")
+    if skip_existing and settings is None:
+        raise InputError("skip_existing needs the run's settings to compare with")
     out = check_output_path(out, overwrite=True, is_dir=True)
     paths = [out / scene_name(i) for i in range(scenes)]
-    if not overwrite:
-        existing = [p for p in paths if p.exists()]
-        if existing:
-            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-            raise OutputExistsError(f"output exists{more} (pass --overwrite to replace it)", path=existing[0])
-    return paths
+    todo, refused = [], []
+    for i, path in enumerate(paths):
+        if not path.exists():
+            todo.append(i)
+            continue
+        why = provenance_mismatch(path, settings, i) if skip_existing else "output exists"
+        if why is None:
+            continue  # the same scene, already written
+        if not overwrite:
+            refused.append((path, why))
+        todo.append(i)
+    if refused:
+        path, why = refused[0]
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        raise OutputExistsError(f"{why}{more} (pass --overwrite to replace it)", path=path)
+    return paths, todo
 
 
 def _init_worker(threads: int) -> None:
@@ -148,29 +197,37 @@ def synthesize(
     *,
     workers: int = 1,
     overwrite: bool = False,
+    skip_existing: bool = False,
     on_done: Callable[[Path], None] | None = None,
+    on_skip: Callable[[Path], None] | None = None,
 ) -> list[Path]:
     """Render and write ``scenes`` scenes under ``out`` (created if missing); returns their paths.
 
     ``workers > 1`` renders scenes in that many processes; the output is identical either way.
-    ``on_done(path)`` is called as each scene is written (for progress bars).
+    ``skip_existing`` keeps scene folders written by the same settings (``meta.json``
+    provenance) and refuses any other existing one unless ``overwrite``. ``on_skip(path)`` is
+    called for each kept scene before any rendering, ``on_done(path)`` as each scene is
+    written (for progress bars).
     """
     settings.validate()
     if workers < 1:
         raise InputError(f"workers must be >= 1, got {workers}")
-    paths = check_outputs(out, scenes, overwrite)
+    paths, todo = check_outputs(out, scenes, overwrite, settings=settings, skip_existing=skip_existing)
     Path(out).mkdir(exist_ok=True)
-    if workers == 1 or scenes == 1:
-        for i in range(scenes):
+    if on_skip:
+        for i in sorted(set(range(scenes)) - set(todo)):
+            on_skip(paths[i])
+    if workers == 1 or len(todo) <= 1:
+        for i in todo:
             synthesize_one(settings, i, out, overwrite)
             if on_done:
                 on_done(paths[i])
         return paths
     # "spawn": a fresh interpreter per worker, safe with torch's thread pools (fork is not).
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, scenes), mp_context=ctx, initializer=_init_worker,
+    with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker,
                              initargs=(settings.threads,)) as pool:  # fmt: skip
-        pending = {pool.submit(synthesize_one, settings, i, out, overwrite): i for i in range(scenes)}
+        pending = {pool.submit(synthesize_one, settings, i, out, overwrite): i for i in todo}
         while pending:
             done, _ = wait(pending, return_when=FIRST_EXCEPTION)
             for fut in done:

@@ -13,12 +13,19 @@ Methods:
 Resumability: the written file stores ``input_key``, a hash of the method, its settings, the
 queries' specification and the size and modification time of every input file. A clip whose
 output holds the same key is current and skipped.
+
+Many clips (what ``mvt4g tracks compute`` does)::
+
+    jobs = plan_track_jobs(["data/synth/scene_0000"], TrackOptions(method="geometry"))
+    rows = [run_track_job(job) for job in jobs]     # one JSON-ready dict per clip
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,7 +34,7 @@ import numpy as np
 from mvt4g.errors import InputError
 from mvt4g.io.clip import Clip
 from mvt4g.tracks.flow import FlowConfig
-from mvt4g.tracks.format import TrackSet, read_tracks
+from mvt4g.tracks.format import TrackSet, read_input_key, read_tracks, write_tracks
 from mvt4g.tracks.geometry import DEFAULT_DEPTH_TOL
 from mvt4g.tracks.queries import (
     DEFAULT_GRID,
@@ -183,8 +190,14 @@ class ClipResult:
     notes: list[str]
 
 
-def compute_tracks(clip: Clip, options: TrackOptions, plan: Plan, tracker=None) -> ClipResult:
-    """Run the planned method on a clip (``plan.method`` must not be ``none``)."""
+def compute_tracks(clip: Clip, options: TrackOptions, plan: Plan | None = None, tracker=None) -> ClipResult:
+    """Run the planned method on a clip (``plan.method`` must not be ``none``).
+
+    ``plan`` defaults to :func:`plan_method` for the clip's own ``tracks.npz``. The result's
+    ``trackset`` holds ``tracks`` [V, T, N, 2] and ``visible`` [V, T, N] for the clip's V views.
+    """
+    if plan is None:
+        plan = plan_method(clip, options, clip.tracks_path)
     queries = make_queries(clip, options)
     views = clip.views
     cameras = [clip.cameras[v] for v in views]
@@ -222,3 +235,87 @@ def compute_tracks(clip: Clip, options: TrackOptions, plan: Plan, tracker=None) 
     visible[queries[:, 0].astype(int), queries[:, 1].astype(int), n] = True
     method = plan.method if plan.method != "plugin" else f"plugin:{options.tracker}"
     return ClipResult(TrackSet(tracks, visible, queries, (clip.height, clip.width), method, list(views)), notes)
+
+
+@dataclass
+class TrackJob:
+    """One clip's planned work (:func:`plan_track_jobs`).
+
+    ``status``: ``"todo"`` (tracks will be computed and written to ``out``), ``"current"``
+    (``out`` was made from the same inputs and options: kept) or ``"exact"`` (``auto`` found
+    the clip's exact tracks: nothing to do). ``key`` is the input key written with the tracks
+    (None for ``exact``); ``tracker`` the loaded plug-in callable (``--method plugin``).
+    """
+
+    clip: Clip
+    out: Path
+    plan: Plan
+    options: TrackOptions
+    status: str
+    key: str | None = None
+    tracker: Callable | None = None
+
+
+def plan_track_jobs(
+    clips: Sequence[str | Path | Clip],
+    options: TrackOptions,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+) -> list[TrackJob]:
+    """Plan tracks for clip directories; every clip and output is checked before any work.
+
+    Each clip's output is ``out`` (one clip only) or its own ``CLIP/tracks.npz``. An output
+    whose stored input key matches is ``current`` (kept unless ``overwrite``); any other
+    existing output is refused (:class:`~mvt4g.errors.OutputExistsError`) unless ``overwrite``,
+    so bad input raises here and nothing is written. A plug-in tracker is loaded once, here.
+    """
+    from mvt4g.io.atomic import check_output_path
+    from mvt4g.io.clip import read_clip
+
+    if out is not None and len(clips) > 1:
+        raise InputError("--out takes one clip; without it each clip gets CLIP/tracks.npz")
+    tracker = None
+    if options.method == "plugin":
+        from mvt4g.tracks.plugin import load_tracker
+
+        tracker = load_tracker(options.tracker or "")
+    jobs = []
+    for item in clips:
+        clip = item if isinstance(item, Clip) else read_clip(item)
+        target = Path(out) if out is not None else clip.tracks_path
+        plan = plan_method(clip, options, target)
+        if plan.method == "none":
+            jobs.append(TrackJob(clip, target, plan, options, "exact"))
+            continue
+        key = input_key(clip, options, plan)
+        if target.exists() and read_input_key(target) == key and not overwrite:
+            jobs.append(TrackJob(clip, target, plan, options, "current", key, tracker))
+            continue
+        check_output_path(target, overwrite=overwrite)
+        jobs.append(TrackJob(clip, target, plan, options, "todo", key, tracker))
+    return jobs
+
+
+def run_track_job(job: TrackJob, tracker: Callable | None = None) -> dict:
+    """Do one planned job: compute and write the tracks when ``job.status == "todo"``.
+
+    Returns the JSON-ready row ``mvt4g tracks compute --json`` prints: ``clip``, ``out``,
+    ``method``, ``reason``, ``status`` (``written``, ``current`` or ``exact``), ``notes``
+    and, when written, ``tracks`` (N), ``views`` (V), ``frames`` (T), ``visible_fraction``
+    and ``seconds``. ``tracker`` overrides the job's plug-in callable.
+    """
+    row = {"clip": str(job.clip.root), "out": str(job.out), "method": job.plan.method, "reason": job.plan.reason}
+    if job.status != "todo":
+        row.update(status=job.status, notes=[])
+        return row
+    start = time.perf_counter()
+    result = compute_tracks(job.clip, job.options, job.plan, tracker=tracker or job.tracker)
+    write_tracks(job.out, result.trackset, input_key=job.key)
+    ts = result.trackset
+    row.update(
+        status="written", tracks=ts.num_tracks, views=ts.num_views, frames=ts.num_frames,
+        visible_fraction=round(float(ts.visible.mean()), 4), seconds=round(time.perf_counter() - start, 3),
+        notes=result.notes,
+    )  # fmt: skip
+    return row

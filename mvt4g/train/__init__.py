@@ -14,8 +14,8 @@ Modules (each usable on its own):
 
 Example::
 
-    from mvt4g.train import Trainer, load_config
-    cfg = load_config("examples/train_tiny.toml")
+    from mvt4g.train import Trainer, from_dict, load_config
+    cfg = load_config("examples/train_tiny.toml")     # or from_dict({"model": {"preset": "tiny"}, ...})
     cfg.train.steps = 50
     result = Trainer(cfg).run()          # writes cfg.train.out (see checkpointing's layout)
 """
@@ -27,6 +27,7 @@ from mvt4g._lazy import lazy_exports
 _LAZY = {
     "TrainConfig": "config",
     "load_config": "config",
+    "from_dict": "config",
     "apply_overrides": "config",
     "Trainer": "trainer",
     "TrainResult": "trainer",
