@@ -3,19 +3,20 @@ function __mvt4g_path
     set -l path mvt4g
     for w in (commandline -opc)[2..-1]
         switch "$path $w"
-            case 'mvt4g synth' 'mvt4g tracks' 'mvt4g tracks compute' 'mvt4g tracks score' 'mvt4g tracks show' 'mvt4g plucker' 'mvt4g traj' 'mvt4g traj list' 'mvt4g traj show' 'mvt4g train' 'mvt4g train prepare' 'mvt4g generate' 'mvt4g eval' 'mvt4g analyze' 'mvt4g info' 'mvt4g convert' 'mvt4g convert recammaster'
+            case 'mvt4g demo' 'mvt4g synth' 'mvt4g tracks' 'mvt4g tracks compute' 'mvt4g tracks score' 'mvt4g tracks show' 'mvt4g plucker' 'mvt4g traj' 'mvt4g traj list' 'mvt4g traj show' 'mvt4g train' 'mvt4g train prepare' 'mvt4g generate' 'mvt4g eval' 'mvt4g analyze' 'mvt4g info' 'mvt4g convert' 'mvt4g convert recammaster'
                 set path "$path $w"
         end
     end
     echo "$path"
 end
 complete -c mvt4g -f
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'demo' -d 'Run the whole method on a CPU and write a report: OUT/report/report.md.'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'synth' -d 'Render synthetic multi-view clips with exact ground truth.'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'tracks' -d 'Multi-view point tracks: compute them for clips (geometry, flow or a plug-in...'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'plucker' -d 'Precompute Plücker ray maps: (F, 6, H, W) per view, channels (d, m = o x d).'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'traj' -d 'Camera trajectories: ReCamMasters ten presets and a few more, trajectory...'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'train' -d 'Train with L = L_diff + 0.01 L_track + 0.01 L_corr on (reference, target)...'
-complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'generate' -d 'Generate the video a camera moving along `--traj` would have filmed of each...'
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'generate' -d 'Generate the video a camera along `--traj` (or at `--target-cameras`) would...'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'eval' -d 'Score generated novel-view videos on a benchmark, with weight-free metrics...'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'analyze' -d 'Measure the correspondences hidden in the models 3D attention, per layer and...'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'info' -d 'Print a models parameter counts per group and its tensor shapes at the...'
@@ -24,6 +25,22 @@ complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -l version
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -l debug
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -l quiet
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -l help
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -l overwrite
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -l json
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -l help
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -l out -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -l budget-minutes -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -l real-video -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -l preset -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -l size -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -l frames -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -l train-scenes -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -l heldout-scenes -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -l sample-steps -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -l seed -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -l threads -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g demo"' -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g synth"' -l skip-existing
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g synth"' -l overwrite
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g synth"' -l json
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g synth"' -l help
@@ -123,8 +140,9 @@ complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l side-by-side
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l overwrite
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l json
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l help
-complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l traj -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l model -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l traj -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l target-cameras -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l camera -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l out -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l out-dir -r -F
@@ -146,6 +164,7 @@ complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l dtype -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l query-points -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l track-timestep -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l copy-reference
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l overwrite
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l json
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l help

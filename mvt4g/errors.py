@@ -47,3 +47,11 @@ class WorkFailed(MVT4GError):
     """The input was fine but the work failed (a NaN loss, out of memory, ...)."""
 
     exit_code = EXIT_FAILED
+
+
+class Interrupted(MVT4GError):
+    """The work was stopped by a signal after saving what it had (exit 130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, *, signal_name: str = "SIGINT", path: object | None = None):
+        super().__init__(message, path=path)
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130

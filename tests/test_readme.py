@@ -2,7 +2,9 @@
 
 Lines run in order, in one scratch directory, so later commands can use what earlier ones wrote
 (the synth scenes, say). A line ending in a comment that contains "(needs " is documentation of
-a command that needs the user's own data or weights; it is checked for its --help instead.
+a command that needs the user's own data or weights, and "(run by .ci/run)" marks a command
+that CI runs itself after the tests (`mvt4g demo`, ten minutes); both are checked for their
+--help here.
 """
 
 import os
@@ -51,13 +53,21 @@ def test_readme_commands_run(tmp_path):
     for line in lines:
         if "../shared" in line and not shared.is_dir():
             continue
-        command = line.split("  #")[0].strip() if "(needs " not in line else None
+        documented_only = "(needs " in line or "(run by .ci/run)" in line
+        command = None if documented_only else line.split("  #")[0].strip()
         if command is None:
             words = line.split()
             sub = [w for w in words[1:3] if not w.startswith("-") and w.isidentifier()]
             command = " ".join(["mvt4g", *sub, "--help"])
         result = subprocess.run(["bash", "-c", command], cwd=repo, env=shell_env(), capture_output=True, text=True)
         assert result.returncode == 0, f"README command failed: {command}\n{result.stderr[-2000:]}"
+
+
+def test_ci_runs_the_commands_marked_for_it():
+    ci = (README.parent / ".ci" / "run").read_text()
+    for line in mvt4g_lines():
+        if "(run by .ci/run)" in line:
+            assert line.split("  #")[0].strip() in ci, line
 
 
 def test_readme_python_blocks_run(tmp_path, monkeypatch):

@@ -87,6 +87,9 @@ class _NoProgress:
     def advance(self, *args: Any, **kwargs: Any) -> None:
         pass
 
+    def remove_task(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
 
 @contextlib.contextmanager
 def progress(transient: bool = True) -> Iterator[Any]:

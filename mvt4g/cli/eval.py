@@ -32,6 +32,10 @@ def eval_command(
     videos: Annotated[
         Path | None, typer.Option(help="Score videos made by any method: `DIR/SEQUENCE/TRAJECTORY.mp4`.")
     ] = None,
+    copy_reference: Annotated[
+        bool,
+        typer.Option("--copy-reference", help="Score each item's reference video as its output: the baseline a model must beat."),
+    ] = False,
     sequences: Annotated[str | None, typer.Option(help="Comma-separated sequences (default: all of the benchmark).")] = None,
     traj: Annotated[
         str | None,
@@ -77,7 +81,9 @@ def eval_command(
     **synthetic** (`mvt4g synth` clips: reference view vs every other view, exact).
 
     Either `--model` generates every item, or `--videos` scores existing videos laid out as
-    `DIR/SEQUENCE/TRAJECTORY.mp4` (missing and extra videos are reported; the rest are scored).
+    `DIR/SEQUENCE/TRAJECTORY.mp4` (missing and extra videos are reported; the rest are scored),
+    or `--copy-reference` scores each reference as if it were the output: the baseline a model
+    has to beat to show it moved the camera (synthetic and iphone, which have ground truth).
 
     Metric groups (`--metrics`): psnr, ssim, masked_psnr, masked_ssim, temporal_flickering,
     camera (rot_err, trans_err, cam_mc from poses estimated by weight-free SfM), epipolar
@@ -91,17 +97,19 @@ def eval_command(
 
         mvt4g eval --bench synthetic --data-root data/synth --model runs/tiny --steps 4
 
+        mvt4g eval --bench synthetic --data-root data/synth --copy-reference --metrics psnr,ssim
+
         mvt4g eval --bench davis --data-root DAVIS --videos gen --size 480x832 --report davis.md
 
         mvt4g eval --bench iphone --data-root iphone --videos out --metrics psnr,ssim,lpips --weights-dir w --json
     """
     from mvt4g.errors import InputError
     from mvt4g.eval.bench import open_bench, parse_names
-    from mvt4g.eval.runner import EvalSettings, FolderSource, ModelSource, parse_metrics, run_eval
+    from mvt4g.eval.runner import CopySource, EvalSettings, FolderSource, ModelSource, parse_metrics, run_eval
     from mvt4g.io.atomic import check_output_path
 
-    if (model is None) == (videos is None):
-        raise InputError("give exactly one of --model (generate) or --videos (score existing videos)")
+    if (model is not None) + (videos is not None) + copy_reference != 1:
+        raise InputError("give exactly one of --model (generate), --videos (score existing videos) or --copy-reference")
     if save_videos is not None and model is None:
         raise InputError("--save-videos needs --model")
     for out in (csv_out, report_out):
@@ -118,9 +126,14 @@ def eval_command(
         source = ModelSource(model, frames=frames, size=settings.size, steps=steps, seed=seed, device=device,
                              save_dir=save_videos, overwrite=overwrite)  # fmt: skip
         source.check_outputs(keys)
+    elif copy_reference:
+        source = CopySource(frames=frames, size=settings.size)
     else:
         source = FolderSource(videos, keys)
-    what = f"generating with {source.model_dir}" if model is not None else f"videos from {videos}"
+    if model is not None:
+        what = f"generating with {source.model_dir}"
+    else:
+        what = "the references themselves (copy baseline)" if copy_reference else f"videos from {videos}"
     _info(f"{bench.value}: {len(keys)} item(s) in {len(benchmark.sequences())} sequence(s); {what}")
 
     with common.progress() as bar:
@@ -168,7 +181,7 @@ def _report(benchmark, source, settings, result) -> dict:
         "metric_groups": list(settings.groups),
         "camera_metric": settings.camera_metric,
         "frames": getattr(source, "frames", settings.frames),
-        "size": list(settings.size or getattr(source, "size", ())) or None,
+        "size": list(settings.size or getattr(source, "size", None) or ()) or None,
         "weights_dir": str(settings.weights_dir) if settings.weights_dir is not None else None,
         "size_policy": "references, ground truth, masks and cameras cover-resized (scale + centre crop) to --size; "
         "a video of another size is resized to the scoring size when the aspect ratios agree within 1 %, else skipped",

@@ -17,7 +17,7 @@ from mvt4g.cli import common
 from mvt4g.errors import EXIT_BAD_INPUT, EXIT_FAILED, MVT4GError
 
 # --help lists commands in the order of the pipeline, not in typer's commands-then-groups order.
-PIPELINE_ORDER = ("synth", "tracks", "plucker", "traj", "train", "generate", "eval", "analyze", "info", "convert")
+PIPELINE_ORDER = ("demo", "synth", "tracks", "plucker", "traj", "train", "generate", "eval", "analyze", "info", "convert")
 
 
 class _PipelineOrderGroup(typer.core.TyperGroup):
@@ -108,6 +108,10 @@ def _register() -> None:
     from mvt4g.cli import eval as eval_cli
 
     app.command("eval")(eval_cli.eval_command)
+
+    from mvt4g.cli import demo
+
+    app.command("demo")(demo.demo)
 
     from mvt4g.cli import completions
 

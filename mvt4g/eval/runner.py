@@ -241,6 +241,36 @@ class ModelSource:
         return result.frames, path, notes
 
 
+class CopySource:
+    """The "copy the reference" baseline: every item's video is its own reference, unchanged.
+
+    What a model must beat to show it moved the camera at all (on ``synthetic`` and ``iphone``,
+    whose items have ground truth); scored with the same code as any other source.
+    """
+
+    kind = "copy"
+
+    def __init__(self, *, frames: int | None = None, size: tuple[int, int] | None = None):
+        self.frames = frames  # None: every frame of each item
+        self.size = size
+        self.missing: list[tuple[str, str]] = []
+        self.extra: list[str] = []
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "note": "the reference video scored as if it were the generated one"}
+
+    def frames_of(self, key: tuple[str, str], requested: int | None) -> int | None:
+        return requested or self.frames
+
+    def video(self, item: BenchItem) -> tuple[np.ndarray, str | None, list[str]]:
+        frames = np.ascontiguousarray(item.reference)
+        height, width = item.target_size
+        if frames.shape[1:3] != (height, width):
+            frames, note = _size_mismatch(frames, height, width)
+            return frames, None, [note]
+        return frames, None, []
+
+
 # ----------------------------------------------------------------------------- scoring
 
 
@@ -371,7 +401,8 @@ def run_eval(
         if not frames:
             continue
         try:
-            items = {it.key: it for it in bench.load(sequence, max(frames.values()))}
+            counts = [c for c in frames.values() if c is not None]  # None: the item's own frame count
+            items = {it.key: it for it in bench.load(sequence, max(counts) if len(counts) == len(frames) else None)}
         except InputError as exc:
             for key in frames:
                 skip(key, f"sequence could not be read: {exc}")
@@ -379,7 +410,7 @@ def run_eval(
         for key, count in frames.items():
             try:
                 size = settings.size or (source.size if isinstance(source, ModelSource) else None)
-                item = items[key].fit(count, size)
+                item = items[key].fit(count or items[key].frames, size)
                 generated, path, notes = source.video(item)
             except InputError as exc:
                 skip(key, str(exc))
