@@ -217,6 +217,9 @@ def _generate_section(gen: dict | None, secs, s: DemoSettings, out: Path) -> lis
                                title=f"tracking-head tracks, {tracked[0]['source']} {tracked[0]['trajectory']}: reference | generated")  # fmt: skip
             lines += ["The fine-tuned model's tracking head also predicts where a 4x4 grid of reference points goes "
                       "in the generated view (`--query-points grid:4x4`):", "", "![head tracks](head_tracks.png)", ""]  # fmt: skip
+    if any(source == "real" for source, _ in groups):
+        lines += ["The real video lies far outside what a model trained for minutes on small synthetic scenes has "
+                  "seen; it is here to show the path a real video takes (fitting, camera, generation), not quality.", ""]  # fmt: skip
     failed = [i for g in gen.values() for i in g["items"] if not i["ok"]]
     for item in failed:
         lines += [f"- failed: {item['source']} {item['trajectory']}: {item['error']}"]
@@ -258,23 +261,26 @@ def _analysis_section(an: dict | None, secs, out: Path) -> list[str]:
     first = next(iter(an.values()))
     tap = first["tap_layer"]
     figures.layer_bars({name: a["cross_view_pck_by_layer"] for name, a in an.items()}, tap, out / "layers.png")
-    rows = []
+    rows, tapped = [], {}
     for name, a in an.items():
         pcks = a["cross_view_pck_by_layer"]
-        tap_pck = pcks[a["layers"].index(tap)] if tap in a["layers"] else None
+        tapped[name] = pcks[a["layers"].index(tap)] if tap in a["layers"] else None
         best = a.get("best_pck") or {}
-        rows.append([name, _fmt(tap_pck), a["best_layer"], _fmt(best.get("cross_view"))])
+        rows.append([name, _fmt(tapped[name]), a["best_layer"], _fmt(best.get("cross_view"))])
     lines = [
         "## 7. Attention correspondence: `mvt4g analyze`",
         "",
         f"Cross-view PCK of the attention rows of exact track points (cycle-consistent argmax matches within one "
-        f"token), every layer at {len(first['timesteps'])} timesteps, on held-out scenes:",
+        f"token), every layer at {len(first['timesteps'])} timesteps, on held-out scenes. L_corr trains layer {tap}'s "
+        "attention rows to point at the corresponding token, and the tracking head reads that layer's queries and keys:",
         "",
-        *_table(["model", f"PCK at layer {tap} (tapped)", "best layer", "PCK there"], rows),
-        "",
-        "![layers](layers.png)",
+        *_table(["model", f"cross-view PCK at layer {tap}", "best layer (harmonic mean)", "its cross-view PCK"], rows),
         "",
     ]
+    if tapped.get("mvtrack4gen") is not None and tapped.get("baseline") is not None:
+        lines += [f"At layer {tap}: {tapped['mvtrack4gen']:.3f} with the MVTrack4Gen losses, {tapped['baseline']:.3f} "
+                  "without them, after the same number of fine-tuning steps.", ""]  # fmt: skip
+    lines += ["![layers](layers.png)", ""]
     heatmap = first.get("files", {}).get("heatmaps")
     if heatmap and Path(heatmap).is_file():
         shutil.copyfile(heatmap, out / "heatmaps.png")
@@ -287,8 +293,9 @@ def _caveats(s: DemoSettings) -> list[str]:
         "## Reading these numbers",
         "",
         f"- This is a {s.budget_minutes:g}-minute CPU run of a {s.preset} model at {s.height}x{s.width}: it shows every "
-        "stage working on real data with real metrics, not the paper's results. At this budget the differences "
-        "between the two fine-tunes are small next to the run-to-run noise; `--budget-minutes 60` trains longer.",
+        "stage working on real data with real metrics, not the paper's results. Each number comes from one run with "
+        "one seed; small differences between the two fine-tunes are not evidence either way. `--budget-minutes 60` "
+        "trains longer, `--seed` repeats the run with other scenes and initialisations.",
         "- 'copy the reference' scores the reference video itself against each target view: a model has to beat it "
         "to show it moved the camera.",
         "- Flicker is VBench's temporal-flickering score (higher is steadier); PSNR/SSIM are against exact renders.",

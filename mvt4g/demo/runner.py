@@ -44,7 +44,6 @@ TITLES = {
     "report": "Writing the report",
 }
 STAGES = tuple(TITLES)
-MODEL_NAMES = {"finetune_method": "mvtrack4gen", "finetune_baseline": "baseline"}
 
 
 @dataclass
