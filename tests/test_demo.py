@@ -159,6 +159,14 @@ def test_bad_input_is_one_line_and_writes_nothing(cli, tmp_path, args, needle):
     assert not out.exists()
 
 
+def test_corrupt_real_video_fails_before_any_work(cli, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)
+    out = tmp_path / "demo"
+    assert_one_line_error(cli("demo", "--out", str(out), "--real-video", str(bad)), "bad.mp4")
+    assert not out.exists()
+
+
 def test_refuses_a_folder_that_is_not_a_demo(cli, tmp_path):
     out = tmp_path / "results"
     out.mkdir()

@@ -119,6 +119,10 @@ def run_demo(settings: DemoSettings, *, overwrite: bool = False, on_event: Event
     from mvt4g.synth.pipeline import torch_threads
 
     settings.validate()
+    if settings.real_video is not None:
+        from mvt4g.io.video import probe_video
+
+        probe_video(settings.real_video)  # a corrupt video fails now, not after training
     state = DemoState(settings.out)
     state.prepare(settings.to_dict(), overwrite)
     run = _Run(settings, state, on_event or (lambda event: None))
