@@ -3,7 +3,8 @@
 For a query at (view q, frame s, x, y):
 
 1. temporal track in view q: chained optical flow forward and backward from s, with
-   forward-backward checks (mvt4g.tracks.flow);
+   forward-backward checks (mvt4g.tracks.flow); a chain that was lost is picked up again every
+   ``direct_stride`` frames by flow straight from s, where s is a key frame (see 2);
 2. cross-view association at a key frame f (s itself when s is a multiple of
    ``association_stride``, else the nearest one; key frames keep the number of plane sweeps
    small when queries sit on many frames): the track's point in view q at f is matched into
@@ -11,7 +12,10 @@ For a query at (view q, frame s, x, y):
    Where the match fails (occluded in v, out of v's image, textureless, ambiguous) or the
    track was lost in view q before f, the track is not visible in v at any frame: visibility
    is never guessed (the rejected best match is kept as its position, which carries no meaning);
-3. temporal tracks in the other views: chained flow from the associated point at f;
+3. temporal tracks in the other views: chained flow from the associated point at f. Where
+   such a chain is lost, the point is associated again at later key frames (every
+   ``reassociate_stride``-th one) from the query-view point there, and a new chain fills the
+   frames the old one does not see;
 4. static points (mvt4g.tracks.static, :func:`static_points`): 3D hypotheses for the point
    are triangulated from its query-view track (over all its frames, and over the frames near
    f, where the chain has drifted least) or read from the sweep's best plane at f. One holds
@@ -19,13 +23,23 @@ For a query at (view q, frame s, x, y):
    ``static_inlier_frac`` of its frames with enough parallax there that another depth would
    have strayed; the sweep's plane also holds without parallax (a camera that stands or only
    turns cannot tell depth) when the track follows it on ``static_still_frac`` of its frames.
-   A point with a hypothesis that holds is static. Its 3D point is then re-triangulated from
+   A point with a hypothesis that holds is static (the sweep's plane is preferred when it holds
+   on nearly as many frames: it agrees with the other views, where a triangulation from one
+   view's small motion can be off in depth). Its 3D point is then re-triangulated from
    every view and frame whose chain still follows it (kept where it reprojects within
    ``static_px`` of all of them) and its position in every view and frame is the projection
    (cameras known). Chains that stray from it lose visibility there; views that never
    associated the point check by motion whether they see it (a chain started at the
    projection must keep following it, with parallax); the visibility of a static point comes
-   only from chains that follow it, never from the projection itself;
+   only from chains that follow it, never from the projection itself. Tracks that no
+   hypothesis of the query view proves static, but that one world point explains in two views
+   or more over several frames, are static too (:func:`mvt4g.tracks.static.fit_multiview`: the
+   baselines between views fix a depth that one view's own motion cannot);
+4b. best guesses where nothing is claimed: a point that is not static but whose query-view
+   chain followed the sweep plane's projection while it held is most likely static scene too
+   (lost at once to aliasing or an occluder); where its chains are lost, its position is that
+   projection (in its own view only after one followed step). Visibility is not touched: the
+   metrics score positions of hidden-by-us points as well, and this guess beats a stray chain;
 5. drift check with the cameras: at every frame where the track is visible in the query view,
    its point in each other view must lie within ``epipolar_px`` of the epipolar line of the
    query-view point (same instant, synchronized cameras; moving points obey it too); a point
@@ -45,7 +59,15 @@ import numpy as np
 from mvt4g.camera.rig import ViewCameras
 from mvt4g.tracks.flow import FlowConfig, ViewFlows, chain_tracks, view_flows
 from mvt4g.tracks.mvs import Associator
-from mvt4g.tracks.static import parallax, project_all, rays, triangulate, verify_in_view
+from mvt4g.tracks.static import (
+    first_run,
+    fit_multiview,
+    parallax,
+    project_all,
+    refine_static,
+    static_points,
+    verify_in_view,
+)
 from mvt4g.tracks.stereo import relative_pose
 
 
@@ -59,6 +81,7 @@ class FlowReport:
     drift_dropped: int = 0
     static: int = 0
     verified: int = 0
+    reassociated: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -106,104 +129,6 @@ def onto_epipolar_line(F: np.ndarray, xa: np.ndarray, xb: np.ndarray) -> np.ndar
     return xb - step[:, None] * lines[:, :2]
 
 
-def static_points(
-    cameras: list[ViewCameras],
-    assoc: Associator,
-    qv: np.ndarray,
-    key: np.ndarray,
-    chain_q: np.ndarray,
-    seen: np.ndarray,
-    config: FlowConfig,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """World points ``[N, 3]`` of the tracks that are static, which are ``[N]``, and their projections
-    ``[V, T, N, 2]`` with in-front flags ``[V, T, N]`` (step 4 of the module docstring).
-
-    Args:
-        qv, key: each track's query view and association (key) frame ``[N]``.
-        chain_q, seen: the query-view chain ``[N, T, 2]`` and where it holds ``[N, T]``.
-    """
-    N, T = seen.shape
-    idx = np.arange(N)
-    centres, dirs = rays(cameras, qv, chain_q)
-    anchor = centres[idx, key]
-    near_key = seen & (np.abs(np.arange(T)[None] - key[:, None]) <= config.static_near_frames)
-    hypotheses: list[tuple[np.ndarray, np.ndarray, bool]] = []  # (world, exists, held without parallax)
-    for use in (seen, near_key):
-        hypotheses.append((*triangulate(centres, dirs, use), False))
-    plane_world = np.zeros((N, 3))
-    exists = np.zeros(N, bool)
-    for a in np.unique(qv):
-        for f in np.unique(key[qv == a]):
-            sel = np.flatnonzero((qv == a) & (key == f))
-            plane_world[sel], _, exists[sel] = assoc.world_points(int(a), int(f), chain_q[sel, f])
-    # Without parallax (a camera that stands or only turns) the query view cannot tell depth:
-    # a track that stays on the best plane's projection on most frames is static, at the
-    # plane's depth (the sweep's winner, right for most points even when not accepted; with
-    # parallax a wrong depth makes the track stray and fail). Its other views then get the
-    # projection as position; whether they see it is still only claimed by association or by
-    # motion (flow_tracks), never by this hypothesis.
-    hypotheses.append((plane_world, exists, True))
-
-    best_world = np.zeros((N, 3))
-    best_support = np.zeros(N)
-    static = np.zeros(N, bool)
-    enough = seen.sum(1) >= config.static_min_frames
-    for world, valid, still in hypotheses:
-        proj, _ = project_all(cameras, world)
-        resid = np.linalg.norm(proj[qv, :, idx] - chain_q, axis=-1)  # [N, T]
-        follows = seen & (resid <= config.static_px)
-        count = follows.sum(1)
-        if still:
-            holds = valid & enough & (count >= config.static_still_frames)
-            holds &= count >= config.static_still_frac * seen.sum(1)
-        else:
-            moved = parallax(cameras, world, anchor, proj)[qv, :, idx]
-            holds = valid & enough & (count >= config.static_min_frames)
-            holds &= count >= config.static_inlier_frac * seen.sum(1)
-            holds &= np.where(follows, moved, 0.0).max(1) > 2 * config.static_px
-        # Prefer the hypothesis the track follows on more frames (ties: the earlier one).
-        better = holds & (count > best_support)
-        best_world[better] = world[better]
-        best_support[better] = count[better]
-        static |= holds
-    proj, front = project_all(cameras, best_world)
-    return best_world, static, proj, front
-
-
-def refine_static(
-    cameras: list[ViewCameras],
-    tracks: np.ndarray,
-    visible: np.ndarray,
-    static: np.ndarray,
-    world: np.ndarray,
-    proj: np.ndarray,
-    front: np.ndarray,
-    static_px: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Static points re-triangulated from every view and frame that sees them (``tracks`` ``[V, T, N, 2]``
-    where ``visible``): wide baselines pin the depth down better than one view's track or the
-    sweep's plane. Kept only where the new point still reprojects within ``static_px`` of every
-    observation used. Returns world ``[N, 3]``, projections ``[V, T, N, 2]`` and in-front flags."""
-    V, _, N = visible.shape
-    centres, dirs, use = [], [], []
-    for v in range(V):
-        c, d = rays(cameras, np.full(N, v), tracks[v].transpose(1, 0, 2))
-        centres.append(c)
-        dirs.append(d)
-        use.append(visible[v].T & static[:, None])
-    centres, dirs, use = np.concatenate(centres, 1), np.concatenate(dirs, 1), np.concatenate(use, 1)
-    views_used = (visible & static[None, None]).any(1).sum(0)  # [N]
-    refined, ok = triangulate(centres, dirs, use)
-    ok &= views_used >= 2
-    if not ok.any():
-        return world, proj, front
-    new_proj, new_front = project_all(cameras, refined)
-    err = np.linalg.norm(new_proj - tracks, axis=-1)  # [V, T, N]
-    ok &= ~(visible & (err > static_px)).any((0, 1))
-    world = np.where(ok[:, None], refined, world)
-    return world, np.where(ok[None, None, :, None], new_proj, proj), np.where(ok[None, None], new_front, front)
-
-
 def flow_tracks(
     videos: list[np.ndarray],
     cameras: list[ViewCameras],
@@ -233,13 +158,15 @@ def flow_tracks(
     flows = flows if flows is not None else [view_flows(video, config) for video in videos]
     report.algorithm = flows[0].algorithm if flows else ""
 
-    # 1. Temporal chains in each query's own view.
+    # 1. Temporal chains in each query's own view (lost ones picked up again by flow straight
+    #    from the query frame where that is a key frame: mvt4g.tracks.flow._reacquire).
+    keys = {int(k) for k in association_frame(np.arange(T), T, config.association_stride)}
     tracks = np.zeros((V, T, N, 2))
     visible = np.zeros((V, T, N), bool)
     for v in range(V):
         sel = np.flatnonzero(qv == v)
         if len(sel):
-            path, ok = chain_tracks(flows[v], qt[sel], qxy[sel], config)
+            path, ok = chain_tracks(flows[v], qt[sel], qxy[sel], config, direct_starts=keys)
             tracks[v][:, sel], visible[v][:, sel] = path, ok
 
     # 2. Cross-view association at the key frame nearest each query frame (the query frame
@@ -266,8 +193,35 @@ def flow_tracks(
     for v in range(V):
         sel = np.flatnonzero(qv != v)
         if len(sel):
-            path, ok = chain_tracks(flows[v], key[sel], start_xy[v, sel], config, start_ok[v, sel])
+            path, ok = chain_tracks(flows[v], key[sel], start_xy[v, sel], config, start_ok[v, sel], keys)
             tracks[v][:, sel], visible[v][:, sel] = path, ok
+
+    # 3b. Chains lost in another view b are associated again at later key frames, from the
+    #     query-view point there (where that still holds): a point hidden in b for a while, or
+    #     a chain that broke, gets a new start. The new chain fills only frames where the old
+    #     one is not visible.
+    if config.reassociate_stride > 0:
+        # Plane sweeps dominate the cost: only every reassociate_stride-th key frame.
+        stride = config.association_stride * config.reassociate_stride
+        again = sorted({int(k) for k in association_frame(np.arange(T), T, stride)})
+        for a in range(V):
+            for f in again:
+                sel = np.flatnonzero((qv == a) & (key != f) & visible[a, f])
+                for b in range(V):
+                    if b == a or len(sel) == 0:
+                        continue
+                    lost = sel[~visible[b, f, sel]]
+                    if len(lost) == 0:
+                        continue
+                    m, ok = assoc.associate(a, b, int(f), tracks[a, f, lost])
+                    lost, m = lost[ok], m[ok]
+                    if len(lost) == 0:
+                        continue
+                    path, ok = chain_tracks(flows[b], np.full(len(lost), f), m, config)
+                    take = ok & ~visible[b][:, lost]
+                    tracks[b][:, lost] = np.where(take[..., None], path, tracks[b][:, lost])
+                    visible[b][:, lost] |= take
+                    report.reassociated += len(lost)
 
     # 4. Static points (mvt4g.tracks.static): 3D hypotheses from the query-view track itself
     #    (triangulated over all its frames, and over the frames near the key frame, where the
@@ -278,7 +232,7 @@ def flow_tracks(
     idx = np.arange(N)
     seen = visible[qv, :, idx]  # [N, T]: frames where the query-view chain holds
     chain_q = tracks[qv, :, idx]
-    world, static, proj, front = static_points(cameras, assoc, qv, key, chain_q, seen, config)
+    world, static, proj, front, plane_world, plane_exists = static_points(cameras, assoc, qv, key, chain_q, first_run(seen, qt), config)
     if static.any():
         far = np.linalg.norm(tracks - proj, axis=-1) > config.static_px
         mine = static[None, None] & front
@@ -304,7 +258,37 @@ def flow_tracks(
         else:
             fill = mine & (~visible | far)
         tracks = np.where(fill[..., None], proj, tracks)
+    # 4a. Static points found across views (mvt4g.tracks.static.fit_multiview): tracks that one
+    #     point explains in every view that sees them, over several frames. The wide baselines
+    #     between views fix the depth of points whose own view moves too little to.
+    if config.multiview_static:
+        cand = ~static & (visible.any(1).sum(0) >= 2)
+        mv_world, mv_holds, inliers = fit_multiview(
+            cameras, tracks, visible, cand, config.static_px, config.static_min_frames, config.static_inlier_frac
+        )
+        if mv_holds.any():
+            mv_proj, mv_front = project_all(cameras, mv_world)
+            visible &= ~(mv_holds[None, None] & ~inliers)  # observations that stray from it drifted
+            tracks = np.where((mv_holds[None, None] & mv_front)[..., None], mv_proj, tracks)
+            static |= mv_holds
+            report.notes.append(f"{int(mv_holds.sum())} static points found across views")
     report.static = int(static.sum())
+
+    # 4b. Best guesses where nothing is claimed (module docstring): the sweep plane's projection
+    #     for points that followed it while their query-view chain held.
+    if config.plane_fallback:
+        pproj, pfront = project_all(cameras, plane_world)
+        resid = np.linalg.norm(pproj[qv, :, idx] - chain_q, axis=-1)
+        # Judged on the chain's first unbroken run from the query frame (re-acquired frames,
+        # with their larger parallax, would reject points on an imprecise plane).
+        run = first_run(seen, qt)
+        weak = ~static & plane_exists & ~(run & (resid > config.static_px)).any(1)
+        # In its own view a point lost at the first step is as often on a fast object as on
+        # aliased far texture: there the chain's guess is kept unless it followed the plane a step.
+        own_view = np.arange(V)[:, None] == qv[None]  # [V, N]
+        weak_here = weak[None] & (~own_view | (run.sum(1) >= config.fallback_min_frames)[None])
+        fill = weak_here[:, None] & pfront & ~visible
+        tracks = np.where(fill[..., None], pproj, tracks)
 
     # 5. Drift check against the query view's point, frame by frame.
     for a in range(V):

@@ -24,6 +24,12 @@ Association of a point p of a into view b (:meth:`Associator.associate`): the ac
 p gives the match m in b; it must lie in b's image, its own ZNCC in b must reach
 ``min_view_zncc`` (b sees it, not an occluder), and b's own sweep at m must map back to within
 ``lr_px`` of p (left-right check). Anything else: not associated, never guessed.
+
+The defaults accept more: without the uniqueness test (``uniqueness`` 1), with ``min_score`` and
+``min_view_zncc`` 0.4 and ``lr_px`` 3, on synth scenes at 96 x 160 (seeds 7 and 99) 59 % of the
+static points visible in another view were associated (95 % of them within 2 px) against 50 %
+(97 %), and 31 % of the moving ones (85 %) against 25 % (91 %); the flow method's cross-view
+delta_avg and Jaccard gained from it.
 """
 
 from __future__ import annotations
@@ -54,10 +60,10 @@ class MvsConfig:
 
     window: int = 7
     top_k: int = 1
-    min_score: float = 0.5
-    min_view_zncc: float = 0.5
-    uniqueness: float = 0.95
-    lr_px: float = 2.0
+    min_score: float = 0.4
+    min_view_zncc: float = 0.4
+    uniqueness: float = 1.0
+    lr_px: float = 3.0
     plane_families: bool = True
     step_px: float = 1.5
 
@@ -85,6 +91,8 @@ def _box(img: np.ndarray, window: int) -> np.ndarray:
 
 def _aggregate(z: np.ndarray, top_k: int) -> np.ndarray:
     """Mean of the best ``top_k`` valid (> -2) scores over views ``[B, H, W]`` -> ``[H, W]`` (-2 if none valid)."""
+    if top_k == 1:
+        return z.max(0).astype(np.float32)  # invalid entries are -2, below any ZNCC
     top = [np.full(z.shape[1:], -np.inf, np.float32) for _ in range(top_k)]
     for zj in np.where(z > -2, z, -np.inf):
         # Insert zj into the running best-first list (k is tiny: a few elementwise passes).
@@ -191,8 +199,15 @@ def _refine(agg: np.ndarray, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray
         with np.errstate(divide="ignore", invalid="ignore"):
             frac = np.clip(np.where(inner, 0.5 * (s_m - s_p) / denom, 0.0), -0.5, 0.5)
         sigma = sigma + np.where(frac > 0, frac * (planes[hi] - planes[best]), frac * (planes[best] - planes[lo]))
-        idx = np.arange(D)[:, None, None]
-        rival = np.where(np.abs(idx - best[None]) > _NEAR, agg, -2.0).max(0)
+        # Best score more than _NEAR planes below or above the winner: running maxima from
+        # both ends, read at best - _NEAR - 1 and best + _NEAR + 1 (no [D, H, W] temporaries).
+        below = np.maximum.accumulate(agg, axis=0)
+        above = np.maximum.accumulate(agg[::-1], axis=0)[::-1]
+        lo_i, hi_i = best - _NEAR - 1, best + _NEAR + 1
+        rival = np.maximum(
+            np.where(lo_i >= 0, below[np.maximum(lo_i, 0), rows, cols], -2.0),
+            np.where(hi_i < D, above[np.minimum(hi_i, D - 1), rows, cols], -2.0),
+        ).astype(np.float32)
     return top, sigma, rival
 
 
