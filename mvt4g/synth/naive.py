@@ -32,7 +32,7 @@ def _box(o, d, half) -> list[float]:
     """Hits on the six faces: the face plane's t where the other two coordinates are inside."""
     out = []
     for axis in range(3):
-        if d[axis] == 0:
+        if abs(d[axis]) < 1e-100:  # parallel to the face planes (hits beyond 1e100 would be dropped anyway)
             continue
         for sign in (-1.0, 1.0):
             t = (sign * half[axis] - o[axis]) / d[axis]
