@@ -4,6 +4,8 @@ real image seen by moving cameras (mvt4g.tracks.flow/stereo/mvs/flowtrack/planar
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mvt4g.camera import Intrinsics, look_at
 from mvt4g.tracks.flow import FlowConfig, chain_tracks, view_flows
@@ -292,3 +294,108 @@ def test_lost_cross_view_chains_are_associated_again_at_a_later_key_frame(shared
     seen = visible_again[1, 2:] & inside[1, 2:]
     err = np.linalg.norm(again[1, 2:] - exact[1, 2:], axis=-1)[seen]
     assert np.median(err) < 0.5 and np.quantile(err, 0.9) < 1.5, err
+
+
+def _moving_rig(T: int = 6):
+    """Four cameras around the origin (the first stands still), and two points moving on straight lines."""
+    from mvt4g.camera import ViewCameras
+
+    K = Intrinsics.from_fov(50.0, 80, 48).K
+    still = np.stack([look_at([0.0, -1.0, -4.0], [0, 0, 0])] * T)
+    others = [np.stack([look_at([3.0 * np.sin(a), -1.0 - 0.05 * t, -4.0 * np.cos(a)], [0, 0, 0]) for t in range(T)]) for a in (0.5, -0.6, 1.1)]
+    cams = [ViewCameras(80, 48, K, p) for p in [still, *others]]
+    t = np.arange(T)[:, None, None]
+    world = np.array([[0.3, 0.1, 0.5], [-0.2, 0.2, 0.0]])[None] + t * np.array([[0.1, 0.0, -0.15], [-0.05, 0.05, 0.1]])[None]
+    return cams, world  # world: [T, 2, 3]
+
+
+def test_moving_points_are_triangulated_frame_by_frame_and_outliers_drop_out():
+    from mvt4g.tracks.dynamic import project_per_frame, triangulate_per_frame
+
+    cams, world = _moving_rig()
+    exact, front = project_per_frame(cams, world)  # [4, T, 2, 2]
+    assert front.all()
+    tracks = exact.copy()
+    tracks[2, 3, 0] += [7.0, -5.0]  # view 2 drifted off point 0 at frame 3
+    use = np.ones(exact.shape[:3], bool)
+    use[1:, 4, 1] = False  # point 1 seen by its query view only at frame 4: no triangulation
+    got, solved, kept = triangulate_per_frame(cams, tracks, use, 3.0)
+    assert not solved[4, 1] and solved.sum() == solved.size - 1
+    np.testing.assert_allclose(got[solved], world[solved], atol=1e-6)
+    assert not kept[2, 3, 0] and kept[[0, 1, 3], 3, 0].all()  # the drifted view alone is dropped
+    np.testing.assert_array_equal(kept[:, :, 1], use[:, :, 1] & solved[None, :, 1])  # kept: only where solved
+
+
+def test_lost_views_of_a_moving_point_take_the_projection_of_its_triangulation():
+    from mvt4g.tracks.dynamic import dynamic_points, project_per_frame
+
+    cams, world = _moving_rig()
+    exact, _ = project_per_frame(cams, world)
+    V, T, N = exact.shape[:3]
+    tracks = exact + 20.0  # lost chains wander off
+    visible = np.zeros((V, T, N), bool)
+    tracks[0], visible[0] = exact[0], True  # the query view (still camera, no depth of its own) holds
+    for v, frames in ((1, [0, 1]), (2, [5]), (3, [0])):
+        tracks[v, frames], visible[v, frames] = exact[v, frames], True  # others see a few frames only
+    visible[1, 1, 1] = False  # point 1: two views at frames 0 and 5 only
+    out, vis, dropped = dynamic_points(cams, tracks, visible, np.ones(N, bool), np.zeros(N, int), 3.0)
+    assert dropped == 0
+    np.testing.assert_array_equal(vis, visible)  # visibility is never claimed from a projection
+    # Frames between the triangulated ones: the query-view ray at an interpolated depth. The
+    # still camera sees the straight-line motion at a depth linear in time: exact everywhere.
+    np.testing.assert_allclose(out, exact, atol=1e-6)
+    # Points not marked as candidates are left alone.
+    out2, _, _ = dynamic_points(cams, tracks, visible, np.array([True, False]), np.zeros(N, int), 3.0)
+    np.testing.assert_array_equal(out2[:, :, 1], tracks[:, :, 1])
+    np.testing.assert_allclose(out2[:, :, 0], exact[:, :, 0], atol=1e-6)
+
+
+def test_lost_chains_follow_the_local_motion_of_neighbours_that_moved_like_them():
+    from mvt4g.tracks.neighbours import last_held, neighbour_fill
+
+    T = 8
+    # An object (a 5 x 5 patch of chains) turning and sliding in the image; static background
+    # chains right next to it.
+    gx, gy = np.meshgrid(np.arange(5) * 3.0, np.arange(5) * 3.0)
+    obj0 = np.stack([gx.ravel(), gy.ravel()], 1) + [40.0, 20.0]
+    centre = obj0.mean(0)
+    bg = np.stack([np.full(6, 56.0), 20.0 + 2.4 * np.arange(6)], 1)  # 4 px right of the object's edge
+    tracks = np.zeros((T, len(obj0) + len(bg), 2))
+    for t in range(T):
+        a = 0.04 * t
+        R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        tracks[t, : len(obj0)] = (obj0 - centre) @ R.T + centre + [1.5 * t, 0.5 * t]
+        tracks[t, len(obj0) :] = bg
+    exact = tracks.copy()
+    ok = np.ones(tracks.shape[:2], bool)
+    lost, at_once = 14, 12  # object chains: one lost from frame 4 on, one at the first step
+    ok[4:, lost] = False
+    ok[1:, at_once] = False
+    tracks[4:, lost] += 9.0  # where the unchecked chain strayed
+    tracks[1:, at_once] += 9.0
+    start = np.zeros(tracks.shape[1], int)
+    np.testing.assert_array_equal(last_held(ok, start)[:, lost], [0, 1, 2, 3, 3, 3, 3, 3])
+    out, filled = neighbour_fill(tracks, ok, start, np.ones(tracks.shape[1], bool), radius=12.0, agree_px=0.7)
+    assert filled[4:, lost].all() and filled.sum() == T - 4  # the chain lost at once has no motion to compare
+    # The object's motion is affine in the image: its neighbours predict the lost point exactly
+    # (the background chains next to it did not move like it and take no part).
+    np.testing.assert_allclose(out[:, lost], exact[:, lost], atol=1e-4)
+    np.testing.assert_array_equal(out[:, at_once], tracks[:, at_once])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 10), st.integers(1, 6), st.integers(0, 2**31 - 1))
+def test_last_held_matches_a_frame_by_frame_walk(T, N, seed):
+    from mvt4g.tracks.neighbours import last_held
+
+    rng = np.random.default_rng(seed)
+    ok = rng.random((T, N)) < 0.6
+    start = rng.integers(0, T, N)
+    want = np.full((T, N), -1)
+    for n in range(N):  # walk away from the start frame in both directions, remembering the last held frame
+        for frames in (range(start[n], T), range(start[n], -1, -1)):
+            held = -1
+            for t in frames:
+                held = t if ok[t, n] else held
+                want[t, n] = held
+    np.testing.assert_array_equal(last_held(ok, start), want)

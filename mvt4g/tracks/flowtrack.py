@@ -44,7 +44,13 @@ For a query at (view q, frame s, x, y):
    its point in each other view must lie within ``epipolar_px`` of the epipolar line of the
    query-view point (same instant, synchronized cameras; moving points obey it too); a point
    that does not is marked not visible there. Points that are not static are moved onto that
-   line wherever the query-view point holds (their error across it is drift).
+   line wherever the query-view point holds (their error across it is drift);
+6. points that are neither static nor on the sweep plane (4b), mostly on moving objects: a lost
+   query-view chain takes the local motion of the neighbouring chains that hold and moved like
+   it (mvt4g.tracks.neighbours); then the point is triangulated frame by frame from the views
+   that see it at once (mvt4g.tracks.dynamic): a view that strays from the others drifted (not
+   visible there), and where a view lost it the position is the projection of the per-frame
+   point (on the query view's ray at an interpolated depth where fewer than two views see it).
 
 So track n is the same physical point in every view as far as the matches and chains can
 tell; points the method cannot vouch for are marked not visible.
@@ -57,8 +63,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mvt4g.camera.rig import ViewCameras
+from mvt4g.tracks.dynamic import dynamic_points
 from mvt4g.tracks.flow import FlowConfig, ViewFlows, chain_tracks, view_flows
 from mvt4g.tracks.mvs import Associator
+from mvt4g.tracks.neighbours import neighbour_fill
 from mvt4g.tracks.static import (
     first_run,
     fit_multiview,
@@ -276,6 +284,7 @@ def flow_tracks(
 
     # 4b. Best guesses where nothing is claimed (module docstring): the sweep plane's projection
     #     for points that followed it while their query-view chain held.
+    weak = np.zeros(N, bool)
     if config.plane_fallback:
         pproj, pfront = project_all(cameras, plane_world)
         resid = np.linalg.norm(pproj[qv, :, idx] - chain_q, axis=-1)
@@ -312,6 +321,23 @@ def flow_tracks(
                 snap = np.flatnonzero(sel_a & visible[a, t] & ~static)
                 if len(snap) and config.epipolar_snap:
                     tracks[b, t, snap] = onto_epipolar_line(F, tracks[a, t, snap], tracks[b, t, snap])
+    # 6. Points that are not static (and not placed on the sweep plane by 4b): lost query-view
+    #    chains follow their neighbours (mvt4g.tracks.neighbours); then one world point per
+    #    frame from every view that sees the point (mvt4g.tracks.dynamic): drifted chains drop
+    #    out, lost ones take its projection, visible ones too where it is solved.
+    fillable = ~static & ~weak
+    if config.neighbour_fill:
+        for v in range(V):
+            sel = np.flatnonzero(qv == v)
+            if len(sel):
+                tracks[v][:, sel] = neighbour_fill(
+                    tracks[v][:, sel], visible[v][:, sel], qt[sel], fillable[sel], config.neighbour_radius, config.neighbour_agree_px
+                )[0]
+    if config.dynamic_triangulate:
+        tracks, visible, dropped = dynamic_points(
+            cameras, tracks, visible, ~static, qv, config.dynamic_outlier_px, fillable
+        )
+        report.notes.append(f"{dropped} chained observations off their per-frame triangulation")
     n_all = np.arange(N)
     tracks[qv, qt, n_all] = qxy
     visible[qv, qt, n_all] = True
