@@ -113,7 +113,7 @@ def test_demo_numbers_match_independent_computations(demo_run):
 
 @pytest.mark.slow
 def test_second_run_reuses_every_stage(demo_run):
-    out, runs = demo_run
+    _, runs = demo_run
     code, stdout, stderr = runs[1]
     assert code == 0, stderr
     summary = json.loads(stdout)
@@ -121,7 +121,7 @@ def test_second_run_reuses_every_stage(demo_run):
     assert summary["seconds"] < 60
 
 
-def test_changed_settings_rebuild_only_what_depends_on_them(tmp_path):
+def test_changed_settings_rebuild_only_what_depends_on_them():
     """Stage keys: a later stage's key changes with its own settings and with its inputs'."""
     from mvt4g.demo.settings import stage_key
 
@@ -133,7 +133,13 @@ def test_changed_settings_rebuild_only_what_depends_on_them(tmp_path):
 
 
 def test_training_budget_shares():
-    from mvt4g.demo.settings import BASE_SHARE, METHOD_SHARE, POST_TRAINING_RESERVE, DemoSettings, training_budget
+    from mvt4g.demo.settings import (
+        BASE_SHARE,
+        METHOD_SHARE,
+        POST_TRAINING_RESERVE,
+        DemoSettings,
+        training_budget,
+    )
 
     s = DemoSettings(out=Path("x"), budget_minutes=10, real_video=None)
     b = training_budget(s, spent_s=60.0)

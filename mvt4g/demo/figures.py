@@ -24,7 +24,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def pick_frames(count: int, n: int = 3) -> list[int]:
     """``n`` frame indices spread from the first to the last."""
-    return sorted({int(round(i)) for i in np.linspace(0, count - 1, n)})
+    return sorted({round(i) for i in np.linspace(0, count - 1, n)})
 
 
 def frame_grid(rows: dict[str, np.ndarray | None], path: Path, *, title: str, columns: list[str] | None = None,
