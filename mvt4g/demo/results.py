@@ -7,26 +7,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from mvt4g.demo.settings import DemoSettings
-
-Progress = Callable[[int, int], None]
+from mvt4g.demo.stages import Progress, no_progress
 TRAJECTORIES = ("arc-left", "zoom-in")
 REAL_TRAJECTORY = "arc-left"
 #: Metric groups of the evaluation (weight-free, meaningful at the demo's size).
 EVAL_GROUPS = ["psnr", "ssim", "temporal_flickering"]
 
 
-def _noop(done: int, total: int) -> None:
-    pass
-
-
 def generate_videos(settings: DemoSettings, model_dir: Path, heldout: list[Path], out: Path, *, tracks: bool,
-                    progress: Progress = _noop) -> dict:  # fmt: skip
+                    progress: Progress = no_progress) -> dict:  # fmt: skip
     """Held-out scenes' reference view (cam01, with its cameras) along arc-left and zoom-in, and
     the real video along arc-left. With ``tracks``, the tracking head's tracks of a 4x4 grid too."""
     from mvt4g.model.checkpoint import read_config
@@ -91,7 +85,7 @@ def _mean_metrics(results) -> dict[str, float]:
 
 
 def evaluate(settings: DemoSettings, models: dict[str, Path], heldout_root: Path, out: Path,
-             progress: Progress = _noop) -> dict:  # fmt: skip
+             progress: Progress = no_progress) -> dict:  # fmt: skip
     """``mvt4g eval --bench synthetic`` on the held-out scenes (reference cam01, every other view
     a target with its exact render) for each model, and for copying the reference. The
     generated videos are kept in ``out/MODEL/SCENE/VIEW.mp4``."""
@@ -135,7 +129,7 @@ def evaluate(settings: DemoSettings, models: dict[str, Path], heldout_root: Path
     return {"bench": "synthetic", "items": len(keys), "groups": EVAL_GROUPS, "sources": rows, "videos": str(out)}
 
 
-def analyze(settings: DemoSettings, model_dir: Path, heldout: list[Path], out: Path, progress: Progress = _noop) -> dict:
+def analyze(settings: DemoSettings, model_dir: Path, heldout: list[Path], out: Path, progress: Progress = no_progress) -> dict:
     """``mvt4g analyze``: attention correspondence of every layer at 3 timesteps on held-out scenes."""
     from mvt4g.analysis.report import build_report, write_outputs
     from mvt4g.analysis.runner import AnalysisSettings, plan_analysis, run_analysis

@@ -21,11 +21,11 @@ TRACKS_SCENE = {"views": 3, "frames": 9, "height": 96, "width": 160, "points": 5
 HELDOUT_SEED_OFFSET = 1000
 
 
-def _noop(done: int, total: int) -> None:
+def no_progress(done: int, total: int) -> None:
     pass
 
 
-def make_data(settings: DemoSettings, out: Path, progress: Progress = _noop) -> dict:
+def make_data(settings: DemoSettings, out: Path, progress: Progress = no_progress) -> dict:
     """Training and held-out synthetic scenes (another seed), like ``mvt4g synth``."""
     from mvt4g.synth.pipeline import SynthSettings, synthesize
 
@@ -54,7 +54,7 @@ def make_data(settings: DemoSettings, out: Path, progress: Progress = _noop) -> 
     }
 
 
-def make_tracks(settings: DemoSettings, out: Path, progress: Progress = _noop) -> dict:
+def make_tracks(settings: DemoSettings, out: Path, progress: Progress = no_progress) -> dict:
     """Weight-free multi-view tracks (``mvt4g tracks --method flow``) on a 96x160 scene, scored
     against its exact tracks on the same queries (``mvt4g tracks score``), plus an overlay video.
 
@@ -100,7 +100,7 @@ def make_tracks(settings: DemoSettings, out: Path, progress: Progress = _noop) -
     }
 
 
-def make_features(cache_config, progress: Progress = _noop) -> dict:
+def make_features(cache_config, progress: Progress = no_progress) -> dict:
     """Fill the training feature cache (``mvt4g train prepare``): every view's latents in both
     temporal directions and the Plücker ray maps of every view pair, so training never encodes."""
     from mvt4g.train import builders

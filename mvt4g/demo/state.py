@@ -63,6 +63,3 @@ class DemoState:
         record = {"stage": stage, "key": key, "seconds": round(seconds, 2), "finished": time.time(), "summary": summary}
         write_json_atomic(self._path(stage), record)
         return record
-
-    def forget(self, stage: str) -> None:
-        self._path(stage).unlink(missing_ok=True)
