@@ -91,6 +91,9 @@ class FlowConfig:
             a point that is not static takes the local motion of the chains around it that hold
             and moved like it did (mvt4g.tracks.neighbours).
 
+        refine_down: the world's down direction (for the sweep's horizontal and vertical planes)
+            is refined from the ground plane the sweep finds at frame 0 (mvt4g.tracks.ground).
+
     Measured on synth scenes (4 views x 21 frames, 96 x 160, grid queries at frame 0, seeds 7,
     99 and 2024, not the benchmark's): static_px 1.5 -> 2, direct_stride 4, plane_fallback,
     multiview_static and plane_preference 0.5 took temporal / cross-view delta_avg from
@@ -132,6 +135,7 @@ class FlowConfig:
     neighbour_fill: bool = True
     neighbour_radius: float = 12.0
     neighbour_agree_px: float = 0.7
+    refine_down: bool = True
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:

@@ -183,6 +183,10 @@ def flow_tracks(
     start_xy = np.zeros((V, N, 2))
     start_ok = np.zeros((V, N), bool)
     assoc = Associator(videos, cameras, config.stereo, config.stereo_max_side)
+    if config.refine_down:
+        change = assoc.refine_down(0)
+        if change is not None:
+            report.notes.append(f"world down refined from the ground by {change:.1f} degrees")
     for a in range(V):
         for f in np.unique(key[qv == a]):
             sel = np.flatnonzero((qv == a) & (key == f))

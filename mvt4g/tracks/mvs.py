@@ -5,7 +5,8 @@ best explains it in all other views together:
 
 - planes of three orientations are swept (after Gallup et al., CVPR 2007): parallel to a's
   image, horizontal, and vertical facing camera a (the last two need the world's down
-  direction, estimated from the cameras: :func:`mvt4g.tracks.stereo.world_down`). Wide
+  direction, estimated from the cameras: :func:`mvt4g.tracks.stereo.world_down`, and refined
+  from the ground the sweep finds: :meth:`Associator.refine_down`, mvt4g.tracks.ground). Wide
   baselines (cameras tens of degrees apart) distort a patch too much for one orientation;
 - for each plane, every other view b is warped into a by the plane's homography and compared
   with a over a square window by zero-mean normalised cross-correlation (ZNCC). The plane's
@@ -40,6 +41,7 @@ import cv2
 import numpy as np
 
 from mvt4g.camera.rig import ViewCameras
+from mvt4g.tracks.ground import GroundConfig, refined_down
 from mvt4g.tracks.stereo import (
     plane_homography,
     plane_normals,
@@ -227,6 +229,33 @@ class Associator:
         self.down = world_down([cam.c2w for cam in cameras])
         self._maps: dict[tuple[int, int], PlaneMap] = {}
         self._grays: dict[int, list[np.ndarray]] = {}
+
+    def refine_down(
+        self, frame: int = 0, step: int = 2, min_change_deg: float = 0.5, config: GroundConfig | None = None
+    ) -> float | None:
+        """Refine the world's down direction from the ground the views see at ``frame``
+        (mvt4g.tracks.ground): the sweep's accepted points on every ``step``-th working pixel of
+        every view are fitted with a near-horizontal plane. Where its normal differs from the
+        current down, the cached plane maps are dropped (their horizontal and vertical planes
+        were off); a change under ``min_change_deg`` is not worth new sweeps and is not made.
+        Returns the change in degrees, or None without a down or a ground."""
+        if self.down is None:
+            return None
+        w, h = self.size
+        ys, xs = np.mgrid[0:h:step, 0:w:step]
+        xy = (np.stack([xs.ravel(), ys.ravel()], 1) + 0.5) / self.scale
+        points = []
+        for view in range(len(self.cameras)):
+            world, ok, _ = self.world_points(view, frame, xy)
+            points.append(world[ok])
+        down = refined_down(np.concatenate(points), self.down, self.cameras, config)
+        if down is None:
+            return None
+        change = float(np.degrees(np.arccos(np.clip(down @ self.down, -1.0, 1.0))))
+        if change >= min_change_deg:
+            self.down = down
+            self._maps.clear()
+        return change
 
     def _K(self, view: int, frame: int) -> np.ndarray:
         # Pixel centres at +0.5 make a resize a pure scaling of the coordinates.

@@ -1,0 +1,92 @@
+"""The world's down direction refined from the ground the views see (mvt4g.tracks.ground, Associator.refine_down)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mvt4g.camera import Intrinsics, look_at
+from mvt4g.camera.rig import ViewCameras
+from mvt4g.synth.render import render_scene
+from mvt4g.synth.sampling import sample_scene
+from mvt4g.tracks.flow import FlowConfig
+from mvt4g.tracks.ground import GroundConfig, fit_ground, refined_down, scene_scale
+from mvt4g.tracks.mvs import Associator
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1.0, 1.0))))
+
+
+def _rotation_about(axis: np.ndarray, deg: float) -> np.ndarray:
+    axis = axis / np.linalg.norm(axis)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    a = np.radians(deg)
+    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k
+
+
+def _ring_cameras(n: int = 4, radius: float = 5.0) -> list[ViewCameras]:
+    intr = Intrinsics.from_fov(60.0, 160, 96)
+    cams = []
+    for i in range(n):
+        angle = 2 * np.pi * i / n
+        eye = np.array([radius * np.cos(angle), radius * np.sin(angle), 0.0])
+        c2w = look_at(eye, np.zeros(3), up=np.array([0.0, 0.0, 1.0]))[None]
+        cams.append(ViewCameras(160, 96, intr.K[None], c2w))
+    return cams
+
+
+def test_scene_scale_is_the_distance_to_the_point_the_cameras_look_at():
+    assert abs(scene_scale(_ring_cameras(radius=5.0)) - 5.0) < 1e-9
+
+
+def test_ground_plane_normal_is_recovered_among_objects_and_clutter():
+    rng = np.random.default_rng(0)
+    down = _rotation_about(np.array([1.0, 0.3, 0.0]), 7.0) @ np.array([0.0, 0.0, -1.0])  # a tilted ground
+    e1 = np.cross(down, [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(down, e1)
+    ground = rng.uniform(-6, 6, (900, 2)) @ np.stack([e1, e2]) + rng.normal(0, 0.005, (900, 1)) * down
+    boxes = rng.uniform(-1, 1, (500, 3)) + np.array([1.0, 1.0, 0.0]) - 1.2 * down  # an object above it
+    clutter = rng.uniform(-8, 8, (400, 3))
+    points = rng.permutation(np.concatenate([ground, boxes, clutter]))
+    prior = np.array([0.0, 0.0, -1.0])  # the cameras' guess, 7 degrees off
+    normal, count = fit_ground(points, prior, tolerance=0.05, config=GroundConfig())
+    assert _angle_deg(normal, down) < 0.2
+    assert normal @ prior > 0  # signed like the prior
+    assert 880 <= count <= 1000
+
+
+def test_a_wall_is_not_taken_for_the_ground():
+    rng = np.random.default_rng(1)
+    wall = np.concatenate([np.zeros((600, 1)), rng.uniform(-5, 5, (600, 2))], axis=1)  # the plane x = 0
+    assert fit_ground(wall, np.array([0.0, 0.0, -1.0]), 0.05, GroundConfig()) is None
+    cams = _ring_cameras()
+    assert refined_down(wall, np.array([0.0, 0.0, -1.0]), cams) is None
+
+
+def test_too_few_ground_points_leave_the_cameras_estimate():
+    rng = np.random.default_rng(2)
+    ground = np.concatenate([rng.uniform(-5, 5, (50, 2)), np.zeros((50, 1))], axis=1)
+    clutter = rng.uniform(-5, 5, (2000, 3))
+    assert refined_down(np.concatenate([ground, clutter]), np.array([0.0, 0.0, -1.0]), _ring_cameras()) is None
+
+
+def test_plane_sweep_refines_a_biased_down_direction():
+    # A synth scene (first 3 frames of scene 0 of the development seed 99); the cameras' estimate
+    # of down is replaced by one 8 degrees off the true one, (0, 0, -1), as rolled cameras give.
+    scene = sample_scene(np.random.SeedSequence([99, 0]).spawn(2)[0], views=4, frames=21, height=96, width=160)
+    views = list(scene.cameras)
+    cameras = [ViewCameras(c.width, c.height, c.K[:3], c.c2w[:3]) for c in scene.cameras.values()]
+    scene.cameras = dict(zip(views, cameras))
+    scene.frames = 3
+    videos = [r.rgb for r in render_scene(scene).values()]
+    truth = np.array([0.0, 0.0, -1.0])
+    config = FlowConfig()
+    assoc = Associator(videos, cameras, config.stereo, config.stereo_max_side)
+    assoc.down = _rotation_about(np.array([1.0, 1.0, 0.0]), 8.0) @ truth
+    stale = assoc.plane_map(0, 0)
+    change = assoc.refine_down(0)
+    assert change is not None and change > 7.0
+    assert _angle_deg(assoc.down, truth) < 0.5
+    assert assoc.plane_map(0, 0) is not stale  # swept again with the new planes
+    assert assoc.refine_down(0) < 0.5  # and the ground agrees with it now: nothing changes
