@@ -1,4 +1,4 @@
-"""The world's down direction refined from the ground the views see (mvt4g.tracks.ground, Associator.refine_down)."""
+"""Static-scene geometry for the flow method: the world's down refined from the ground (mvt4g.tracks.ground, Associator.refine_down) and lost points placed on the static surface around them (mvt4g.tracks.local_plane)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from mvt4g.synth.render import render_scene
 from mvt4g.synth.sampling import sample_scene
 from mvt4g.tracks.flow import FlowConfig
 from mvt4g.tracks.ground import GroundConfig, fit_ground, refined_down, scene_scale
+from mvt4g.tracks.local_plane import local_plane_points
 from mvt4g.tracks.mvs import Associator
 
 
@@ -90,3 +91,49 @@ def test_plane_sweep_refines_a_biased_down_direction():
     assert _angle_deg(assoc.down, truth) < 0.5
     assert assoc.plane_map(0, 0) is not stale  # swept again with the new planes
     assert assoc.refine_down(0) < 0.5  # and the ground agrees with it now: nothing changes
+
+
+def _front_camera() -> list[ViewCameras]:
+    intr = Intrinsics.from_fov(60.0, 160, 96)
+    c2w = look_at(np.array([0.0, -6.0, 2.0]), np.array([0.0, 0.0, 0.0]), up=np.array([0.0, 0.0, 1.0]))[None]
+    return [ViewCameras(160, 96, intr.K[None], c2w)]
+
+
+def _on_ground(cam: ViewCameras, xy: np.ndarray) -> np.ndarray:
+    """World points of pixels ``xy`` on the ground z = 0."""
+    rays = np.concatenate([xy, np.ones((len(xy), 1))], axis=1) @ np.linalg.inv(cam.K[0]).T @ cam.c2w[0, :3, :3].T
+    centre = cam.c2w[0, :3, 3]
+    return centre + (-centre[2] / rays[:, 2])[:, None] * rays
+
+
+def test_a_lost_point_inside_static_ground_lands_on_the_ground():
+    cams = _front_camera()
+    ys, xs = np.mgrid[60:90:3, 40:120:3]
+    qxy = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64) + 0.5
+    N = len(qxy)
+    world = _on_ground(cams[0], qxy)
+    static = np.ones(N, bool)
+    inner = np.flatnonzero((np.abs(qxy[:, 0] - 80.5) < 2) & (np.abs(qxy[:, 1] - 75.5) < 2))[0]
+    edge = int(np.argmin(qxy[:, 0] + qxy[:, 1]))  # the top-left corner: neighbours to one side only
+    static[[inner, edge]] = False
+    zeros = np.zeros(N, np.int64)
+    out, found = local_plane_points(cams, np.where(static[:, None], world, 0.0), static, ~static, zeros, zeros, qxy)
+    assert found[inner] and not found[edge]
+    assert np.linalg.norm(out[inner] - world[inner]) < 1e-6
+
+
+def test_no_plane_is_guessed_across_a_depth_jump():
+    cams = _front_camera()
+    ys, xs = np.mgrid[60:90:3, 40:120:3]
+    qxy = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64) + 0.5
+    world = _on_ground(cams[0], qxy)
+    centre = cams[0].c2w[0, :3, 3]
+    # Every other column is twice as far along its ray: a mix of two surfaces, not one plane.
+    far = (np.rint((qxy[:, 0] - 40.5) / 3).astype(int) % 2).astype(bool)
+    world[far] = centre + 2.0 * (world[far] - centre)
+    static = np.ones(len(qxy), bool)
+    inner = np.flatnonzero((np.abs(qxy[:, 0] - 80.5) < 2) & (np.abs(qxy[:, 1] - 75.5) < 2))[0]
+    static[inner] = False
+    zeros = np.zeros(len(qxy), np.int64)
+    _, found = local_plane_points(cams, world, static, ~static, zeros, zeros, qxy)
+    assert not found[inner]

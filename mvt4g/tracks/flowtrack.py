@@ -40,6 +40,10 @@ For a query at (view q, frame s, x, y):
    (lost at once to aliasing or an occluder); where its chains are lost, its position is that
    projection (in its own view only after one followed step). Visibility is not touched: the
    metrics score positions of hidden-by-us points as well, and this guess beats a stray chain;
+4c. lost points inside a static surface (mvt4g.tracks.local_plane): a point that is not static
+   but has static points all around it in its query view (a plane fitted to their world points
+   fits them) gets the projection of its ray's meeting with that plane where its chains are lost
+   (visibility untouched, as in 4b);
 5. drift check with the cameras: at every frame where the track is visible in the query view,
    its point in each other view must lie within ``epipolar_px`` of the epipolar line of the
    query-view point (same instant, synchronized cameras; moving points obey it too); a point
@@ -65,6 +69,7 @@ import numpy as np
 from mvt4g.camera.rig import ViewCameras
 from mvt4g.tracks.dynamic import dynamic_points
 from mvt4g.tracks.flow import FlowConfig, ViewFlows, chain_tracks, view_flows
+from mvt4g.tracks.local_plane import local_plane_points
 from mvt4g.tracks.mvs import Associator
 from mvt4g.tracks.neighbours import neighbour_fill
 from mvt4g.tracks.static import (
@@ -283,6 +288,7 @@ def flow_tracks(
             visible &= ~(mv_holds[None, None] & ~inliers)  # observations that stray from it drifted
             tracks = np.where((mv_holds[None, None] & mv_front)[..., None], mv_proj, tracks)
             static |= mv_holds
+            world = np.where(mv_holds[:, None], mv_world, world)
             report.notes.append(f"{int(mv_holds.sum())} static points found across views")
     report.static = int(static.sum())
 
@@ -302,6 +308,19 @@ def flow_tracks(
         weak_here = weak[None] & (~own_view | (run.sum(1) >= config.fallback_min_frames)[None])
         fill = weak_here[:, None] & pfront & ~visible
         tracks = np.where(fill[..., None], pproj, tracks)
+
+    # 4c. Lost points inside a static surface (mvt4g.tracks.local_plane): where their chains are
+    #     lost, the projection of their ray's meeting with the plane of the static points around them.
+    #     (Also for points placed on the sweep plane by 4b: the static points around them give the
+    #     better plane; measured on 4 dev scenes, temporal / cross-view delta_avg 0.719 / 0.525
+    #     without them, 0.725 / 0.525 with.)
+    if config.local_plane:
+        lp_world, lp_found = local_plane_points(cameras, world, static, ~static, qv, qt, qxy, config.local_plane_radius)
+        if lp_found.any():
+            lproj, lfront = project_all(cameras, lp_world)
+            fill = lp_found[None, None] & lfront & ~visible
+            tracks = np.where(fill[..., None], lproj, tracks)
+            report.notes.append(f"{int(lp_found.sum())} lost points placed on the static surface around them")
 
     # 5. Drift check against the query view's point, frame by frame.
     for a in range(V):
