@@ -128,8 +128,8 @@ def test_no_plane_is_guessed_across_a_depth_jump():
     qxy = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64) + 0.5
     world = _on_ground(cams[0], qxy)
     centre = cams[0].c2w[0, :3, 3]
-    # Every other column is twice as far along its ray: a mix of two surfaces, not one plane.
-    far = (np.rint((qxy[:, 0] - 40.5) / 3).astype(int) % 2).astype(bool)
+    # Every other row is twice as far along its ray: a mix of two surfaces, not one plane.
+    far = (np.rint((qxy[:, 1] - 60.5) / 3).astype(int) % 2).astype(bool)
     world[far] = centre + 2.0 * (world[far] - centre)
     static = np.ones(len(qxy), bool)
     inner = np.flatnonzero((np.abs(qxy[:, 0] - 80.5) < 2) & (np.abs(qxy[:, 1] - 75.5) < 2))[0]
