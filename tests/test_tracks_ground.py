@@ -9,8 +9,8 @@ from mvt4g.camera.rig import ViewCameras
 from mvt4g.synth.render import render_scene
 from mvt4g.synth.sampling import sample_scene
 from mvt4g.tracks.flow import FlowConfig
-from mvt4g.tracks.ground import GroundConfig, fit_ground, refined_down, scene_scale
-from mvt4g.tracks.local_plane import local_plane_points
+from mvt4g.tracks.ground import GroundConfig, fit_ground, ground_plane, scene_scale
+from mvt4g.tracks.local_plane import local_plane_points, on_plane
 from mvt4g.tracks.mvs import Associator
 
 
@@ -51,7 +51,8 @@ def test_ground_plane_normal_is_recovered_among_objects_and_clutter():
     clutter = rng.uniform(-8, 8, (400, 3))
     points = rng.permutation(np.concatenate([ground, boxes, clutter]))
     prior = np.array([0.0, 0.0, -1.0])  # the cameras' guess, 7 degrees off
-    normal, count = fit_ground(points, prior, tolerance=0.05, config=GroundConfig())
+    normal, on_plane, count = fit_ground(points, prior, tolerance=0.05, config=GroundConfig())
+    assert abs((on_plane - ground.mean(0)) @ down) < 0.01
     assert _angle_deg(normal, down) < 0.2
     assert normal @ prior > 0  # signed like the prior
     assert 880 <= count <= 1000
@@ -62,14 +63,14 @@ def test_a_wall_is_not_taken_for_the_ground():
     wall = np.concatenate([np.zeros((600, 1)), rng.uniform(-5, 5, (600, 2))], axis=1)  # the plane x = 0
     assert fit_ground(wall, np.array([0.0, 0.0, -1.0]), 0.05, GroundConfig()) is None
     cams = _ring_cameras()
-    assert refined_down(wall, np.array([0.0, 0.0, -1.0]), cams) is None
+    assert ground_plane(wall, np.array([0.0, 0.0, -1.0]), cams) is None
 
 
 def test_too_few_ground_points_leave_the_cameras_estimate():
     rng = np.random.default_rng(2)
     ground = np.concatenate([rng.uniform(-5, 5, (50, 2)), np.zeros((50, 1))], axis=1)
     clutter = rng.uniform(-5, 5, (2000, 3))
-    assert refined_down(np.concatenate([ground, clutter]), np.array([0.0, 0.0, -1.0]), _ring_cameras()) is None
+    assert ground_plane(np.concatenate([ground, clutter]), np.array([0.0, 0.0, -1.0]), _ring_cameras()) is None
 
 
 def test_plane_sweep_refines_a_biased_down_direction():
@@ -137,3 +138,14 @@ def test_no_plane_is_guessed_across_a_depth_jump():
     zeros = np.zeros(len(qxy), np.int64)
     _, found = local_plane_points(cams, world, static, ~static, zeros, zeros, qxy)
     assert not found[inner]
+
+
+def test_rays_meet_the_ground_below_the_horizon_only():
+    intr = Intrinsics.from_fov(60.0, 160, 96)
+    level = look_at(np.array([0.0, -6.0, 2.0]), np.array([0.0, 0.0, 2.0]), up=np.array([0.0, 0.0, 1.0]))[None]
+    cams = [ViewCameras(160, 96, intr.K[None], level)]  # looking level: the upper half is sky
+    qxy = np.array([[80.5, 80.5], [20.5, 70.5], [80.5, 30.5]])
+    zeros = np.zeros(3, np.int64)
+    world, hit = on_plane(cams, np.array([0.0, 0.0, -1.0]), np.zeros(3), zeros, zeros, qxy)
+    assert hit.tolist() == [True, True, False]
+    np.testing.assert_allclose(world[:2], _on_ground(cams[0], qxy[:2]), atol=1e-9)

@@ -55,9 +55,11 @@ def scene_scale(cameras: list[ViewCameras]) -> float:
     return float(np.median(np.linalg.norm(centres - meet, axis=1)))
 
 
-def fit_ground(points: np.ndarray, prior_down: np.ndarray, tolerance: float, config: GroundConfig) -> tuple[np.ndarray, int] | None:
+def fit_ground(
+    points: np.ndarray, prior_down: np.ndarray, tolerance: float, config: GroundConfig
+) -> tuple[np.ndarray, np.ndarray, int] | None:
     """RANSAC plane among ``points`` with its normal within ``max_tilt_deg`` of ``prior_down``:
-    (unit normal signed like the prior, inlier count), or None when no plane qualifies."""
+    (unit normal signed like the prior, a point on the plane, inlier count), or None when no plane qualifies."""
     n = len(points)
     if n < 3:
         return None
@@ -89,14 +91,16 @@ def fit_ground(points: np.ndarray, prior_down: np.ndarray, tolerance: float, con
         best_in = np.abs((points - centre) @ normal) < tolerance
     if abs(normal @ prior_down) < cos_tilt:
         return None
-    return normal * np.sign(normal @ prior_down), int(best_in.sum())
+    return normal * np.sign(normal @ prior_down), points[best_in].mean(0), int(best_in.sum())
 
 
-def refined_down(points: np.ndarray, prior_down: np.ndarray, cameras: list[ViewCameras], config: GroundConfig | None = None) -> np.ndarray | None:
-    """The ground plane's normal among world ``points`` ``[m, 3]`` (module docstring), or None when
-    no plane near ``prior_down`` holds enough of them."""
+def ground_plane(
+    points: np.ndarray, prior_down: np.ndarray, cameras: list[ViewCameras], config: GroundConfig | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The ground plane among world ``points`` ``[m, 3]`` (module docstring) as (unit normal pointing
+    down, a point on it), or None when no plane near ``prior_down`` holds enough of them."""
     config = config or GroundConfig()
     fit = fit_ground(points, prior_down, config.inlier_frac * scene_scale(cameras), config)
-    if fit is None or fit[1] < config.min_points or fit[1] < config.min_share * len(points):
+    if fit is None or fit[2] < config.min_points or fit[2] < config.min_share * len(points):
         return None
-    return fit[0]
+    return fit[0], fit[1]

@@ -7,7 +7,8 @@ of the static tracks that start within ``radius`` pixels of it (at least ``min_n
 around it rather than to one side, and flat to within ``flat_frac`` of their depth), and the
 point's query ray meets that plane at its best guess of a world point. Its projection is the
 position wherever its chains are lost. Visibility is not touched: like the sweep-plane fallback
-(step 4b) this is a guess that beats a stray chain, not an observation.
+(step 4b) this is a guess that beats a stray chain, not an observation. Where no static points
+are around, the flow method uses the ground plane in the same way (:func:`on_plane`).
 """
 
 from __future__ import annotations
@@ -73,3 +74,25 @@ def local_plane_points(
                     continue
                 out[i], found[i] = centre + step * ray, True
     return out, found
+
+
+def on_plane(
+    cameras: list[ViewCameras], normal: np.ndarray, point: np.ndarray, qv: np.ndarray, qt: np.ndarray, qxy: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each query's ray ``[N]`` meets the plane through ``point`` with ``normal``: world points
+    ``[N, 3]`` and whether it does, in front of the camera ``[N]``."""
+    N = len(qv)
+    out = np.zeros((N, 3))
+    hit = np.zeros(N, bool)
+    for a in np.unique(qv):
+        for s in np.unique(qt[qv == a]):
+            sel = np.flatnonzero((qv == a) & (qt == s))
+            K, c2w = cameras[a].K[s], cameras[a].c2w[s]
+            rays = np.concatenate([qxy[sel], np.ones((len(sel), 1))], axis=1) @ np.linalg.inv(K).T @ c2w[:3, :3].T
+            along = rays @ normal
+            with np.errstate(divide="ignore", invalid="ignore"):
+                step = ((point - c2w[:3, 3]) @ normal) / along
+            ok = np.isfinite(step) & (step > 0) & (np.abs(along) > 1e-6)
+            out[sel] = c2w[:3, 3] + np.where(ok, step, 0.0)[:, None] * rays
+            hit[sel] = ok
+    return out, hit

@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from mvt4g.camera.rig import ViewCameras
-from mvt4g.tracks.ground import GroundConfig, refined_down
+from mvt4g.tracks.ground import GroundConfig, ground_plane
 from mvt4g.tracks.stereo import (
     plane_homography,
     plane_normals,
@@ -229,13 +229,14 @@ class Associator:
         self.down = world_down([cam.c2w for cam in cameras])
         self._maps: dict[tuple[int, int], PlaneMap] = {}
         self._grays: dict[int, list[np.ndarray]] = {}
+        self.ground: tuple[np.ndarray, np.ndarray] | None = None  # (normal, point), from refine_down
 
     def refine_down(
         self, frame: int = 0, step: int = 2, min_change_deg: float = 0.5, config: GroundConfig | None = None
     ) -> float | None:
         """Refine the world's down direction from the ground the views see at ``frame``
         (mvt4g.tracks.ground): the sweep's accepted points on every ``step``-th working pixel of
-        every view are fitted with a near-horizontal plane. Where its normal differs from the
+        every view are fitted with a near-horizontal plane (kept as ``ground``). Where its normal differs from the
         current down, the cached plane maps are dropped (their horizontal and vertical planes
         were off); a change under ``min_change_deg`` is not worth new sweeps and is not made.
         Returns the change in degrees, or None without a down or a ground."""
@@ -248,9 +249,11 @@ class Associator:
         for view in range(len(self.cameras)):
             world, ok, _ = self.world_points(view, frame, xy)
             points.append(world[ok])
-        down = refined_down(np.concatenate(points), self.down, self.cameras, config)
-        if down is None:
+        plane = ground_plane(np.concatenate(points), self.down, self.cameras, config)
+        if plane is None:
             return None
+        self.ground = plane
+        down = plane[0]
         change = float(np.degrees(np.arccos(np.clip(down @ self.down, -1.0, 1.0))))
         if change >= min_change_deg:
             self.down = down
