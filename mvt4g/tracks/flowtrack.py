@@ -108,7 +108,11 @@ def centres_of(cameras: list[ViewCameras], view: int, frames: np.ndarray) -> np.
 
 def centres_of_queries(cameras: list[ViewCameras], views: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """Camera centres ``[N, 3]`` of each query's view at its frame."""
-    return np.stack([cameras[v].c2w[t, :3, 3] for v, t in zip(views, frames)]).reshape(-1, 3)
+    out = np.zeros((len(views), 3))
+    for v in np.unique(views):
+        sel = views == v
+        out[sel] = centres_of(cameras, int(v), frames[sel])
+    return out
 
 
 def association_frame(query_frames: np.ndarray, num_frames: int, stride: int) -> np.ndarray:
