@@ -132,6 +132,16 @@ def test_unassociated_points_are_not_visible(shared_data):
     assert visible[0, 0].all()
 
 
+def test_a_single_view_gets_temporal_tracks_only(shared_data):
+    """One view: no other view to associate with or sweep against; chains still track the plane."""
+    scene = planar_scene(_texture(shared_data), views=2, frames=4, height=48, width=64, seed=1)
+    q = grid_queries(48, 64, [0], [0], (4, 6))
+    tracks, visible, report = flow_tracks(scene.videos[:1], scene.cameras[:1], q)
+    assert tracks.shape == (1, 4, len(q), 2) and report.associated == 0
+    err = np.linalg.norm(tracks[0] - scene.exact_tracks(q)[0][0], axis=-1)
+    assert np.median(err[visible[0]]) < 0.5 and visible[0].mean() > 0.8
+
+
 def test_triangulating_a_static_track_recovers_its_point():
     from mvt4g.camera import ViewCameras
     from mvt4g.tracks.static import (

@@ -121,6 +121,11 @@ def sweep_view(
     mA = _box(A, win)
     varA = np.maximum(_box(A * A, win) - mA * mA, 0.0)
     others = [b for b in range(len(grays)) if b != ref]
+    if not others:  # a single view: nothing to compare with, no plane is accepted anywhere
+        return PlaneMap(
+            np.zeros((h, w), np.int64), np.zeros((h, w)), np.full((h, w), -2.0, np.float32), np.zeros((h, w), bool),
+            np.zeros((0, h, w), np.float32), plane_normals(c2ws[ref], None), [],
+        )
     poses = [relative_pose(c2ws[ref], c2ws[b]) for b in others]
     normals = plane_normals(c2ws[ref], down) if config.plane_families else plane_normals(c2ws[ref], None)
     xs, ys = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
