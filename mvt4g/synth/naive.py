@@ -52,9 +52,10 @@ def _cylinder(o, d, radius, half_height) -> list[float]:
         for t in _roots(a, 2 * (o[0] * d[0] + o[1] * d[1]), o[0] ** 2 + o[1] ** 2 - radius**2):
             if abs(o[2] + t * d[2]) <= half_height:
                 out.append(t)
-    if d[2] != 0:
+    if abs(d[2]) >= 1e-100:  # else parallel to the caps (their hits would lie beyond any finite scene)
         for sign in (-1.0, 1.0):
-            t = (sign * half_height - o[2]) / d[2]
+            with np.errstate(over="ignore"):
+                t = (sign * half_height - o[2]) / d[2]
             if abs(t) > 1e100:  # a ray all but parallel to the caps: no hit in any finite scene
                 continue
             p = o + t * d
