@@ -41,6 +41,7 @@ from scipy.spatial.transform import Rotation
 
 from mvt4g.camera.pose import look_at
 from mvt4g.errors import CameraError, InputError
+from mvt4g.memory import check_trajectory
 
 #: Rate ``a`` of the ease profile (MultiCamVideo leaves it unpublished; see the module docstring).
 EASE_RATE = 3.0
@@ -276,6 +277,7 @@ def _along_smoothed_path(points: np.ndarray, s: np.ndarray) -> np.ndarray:
 def _check_frames(frames: object) -> int:
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 2:
         raise InputError(f"a trajectory needs frames >= 2 (frame 0 is the reference pose), got {frames!r}")
+    check_trajectory(int(frames))
     return int(frames)
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mvt4g.errors import InputError
+from mvt4g.memory import check_demo
 from mvt4g.model.config import preset_names
 
 #: Shares of the training time (what is left of the budget after data preparation and the
@@ -88,6 +89,7 @@ class DemoSettings:
             raise InputError("no such video", path=self.real_video)
         if self.threads < 0:
             raise InputError(f"threads must be >= 0, got {self.threads}")
+        check_demo(views=self.views, frames=self.frames, height=self.height, width=self.width)
         return self
 
     @property

@@ -25,6 +25,7 @@ from mvt4g.camera.plucker import plucker_rays
 from mvt4g.camera.pose import relative_to
 from mvt4g.camera.rig import ViewCameras, read_cameras_json
 from mvt4g.errors import InputError
+from mvt4g.memory import check_plucker
 
 PLUCKER_FORMAT_VERSION = "1"
 DTYPES = {"float32": np.float32, "float16": np.float16}
@@ -225,6 +226,10 @@ def plan_plucker_jobs(
     for source in sources:
         cameras, default_out = load_camera_source(source)
         requests = plan_requests(cameras, frames=frames, dtype=dtype, relative_to_view=relative_to_view, size=size)
+        for request in requests:
+            h, w = request.cameras.height, request.cameras.width
+            option = f"--size {h}x{w}" if size is not None else f"{source} ({h}x{w}, {len(request.indices)} frames)"
+            check_plucker(frames=len(request.indices), height=h, width=w, option=option)
         out_dir = Path(out) if out is not None else default_out
         for request in requests:
             path = out_dir / f"{request.view}.safetensors"

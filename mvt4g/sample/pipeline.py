@@ -34,6 +34,7 @@ import torch
 from mvt4g.camera.rig import ViewCameras
 from mvt4g.errors import ConfigError, InputError, WorkFailed
 from mvt4g.io.frames import latent_frame_indices
+from mvt4g.memory import check_video
 from mvt4g.model.checkpoint import from_pretrained, load_autoencoder, read_config
 from mvt4g.model.conditioning import pair_camera_pose, pair_plucker
 from mvt4g.sample.model_dir import resolve_model_dir
@@ -375,6 +376,7 @@ def check_video_shape(config, frames: int, height: int, width: int) -> None:
             f"--size {height}x{width} is not divisible by the model's stride {stride} "
             f"(e.g. {max(stride, height // stride * stride)}x{max(stride, width // stride * stride)})"
         )
+    check_video(frames=frames, height=height, width=width)
     latent = (frames - 1) // tf + 1
     if 2 * latent > config.backbone.rope_max_seq_len:
         raise InputError(f"--frames {frames} gives {2 * latent} latent frames, more than the model's RoPE table ({config.backbone.rope_max_seq_len})")

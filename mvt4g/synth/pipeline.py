@@ -21,6 +21,7 @@ import torch
 
 from mvt4g.errors import InputError, OutputExistsError
 from mvt4g.io.atomic import check_output_path
+from mvt4g.memory import check_synth
 from mvt4g.synth.render import ViewRender, render_scene
 from mvt4g.synth.sampling import sample_scene
 from mvt4g.synth.scene import Scene
@@ -212,6 +213,8 @@ def synthesize(
     settings.validate()
     if workers < 1:
         raise InputError(f"workers must be >= 1, got {workers}")
+    check_synth(views=settings.views, frames=settings.frames, height=settings.height,
+                width=settings.width, supersample=settings.supersample, points=settings.points, workers=workers)  # fmt: skip
     paths, todo = check_outputs(out, scenes, overwrite, settings=settings, skip_existing=skip_existing)
     Path(out).mkdir(exist_ok=True)
     if on_skip:
