@@ -175,6 +175,7 @@ complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l videos -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l sequences -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l traj -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l camera-metric -x -a 'mean camctrl'
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l pose-estimator -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l weights-dir -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l metrics -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l frames -r -F

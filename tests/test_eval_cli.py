@@ -143,7 +143,8 @@ def test_davis_video_along_arc_left_scores_well_against_arc_left_only(cli, rende
     root = rendered_davis
     report, table = root / "davis.md", root / "davis.csv"
     r = cli("eval", "--bench", "davis", "--data-root", root / "DAVIS", "--videos", root / "vids", "--fov", "60",
-            "--traj", "arc-left,arc-right,pan-right", "--csv", table, "--report", report, "--overwrite")  # fmt: skip
+            "--traj", "arc-left,arc-right,pan-right", "--camera-metric", "mean", "--csv", table, "--report", report,
+            "--overwrite")  # fmt: skip
     assert r.code == 0, r.stderr
     assert "scene/pan-right not scored: no video scene/pan-right.mp4" in r.stderr
     assert "mvt4g eval davis" in r.stderr and "mean of 2" in r.stderr, r.stderr  # the rich table
@@ -158,10 +159,12 @@ def test_davis_video_along_arc_left_scores_well_against_arc_left_only(cli, rende
     assert "Table 1 (DAVIS)" in text and "| this run |" in text
     assert "Subject Consistency: needs dino_vitbase16_pretrain.pth (no --weights-dir given)" in text
     assert "- video scene/pan-right: no video scene/pan-right.mp4" in text
+    assert "camera metrics: `mean` convention (mvt4g's own" in text and "poses by `builtin`" in text
+    assert "| scene | arc-left | converged, 13/13 frames |" in text
 
-    # The camctrl convention sums radians over frames: the same per-frame angles as the mean in degrees.
+    # camctrl, the default, sums radians over frames: the same per-frame angles as the mean in degrees.
     r2 = cli("eval", "--bench", "davis", "--data-root", root / "DAVIS", "--videos", root / "vids", "--fov", "60",
-             "--traj", "arc-right", "--metrics", "camera", "--camera-metric", "camctrl", "--json")  # fmt: skip
+             "--traj", "arc-right", "--metrics", "camera", "--json")  # fmt: skip
     camctrl = r2.json()["videos"][0]
     assert camctrl["details"]["camera"]["convention"] == "camctrl" and camctrl["details"]["camera"]["rot_unit"] == "rad"
     assert camctrl["metrics"]["rot_err"] == pytest.approx(np.radians(float(wrong["rot_err"])) * 12, rel=1e-6)
@@ -191,7 +194,8 @@ def test_davis_real_frames_pan_renders_and_size_policy(cli, tmp_path, shared_dat
     write_video(vids / "pan-left.mp4", pan, fps=30)  # the wrong direction
     write_video(vids / "tilt-up.mp4", _rotation_render(frame, "tilt-up", T)[:, :, :H], fps=30)  # square: refused
     r = cli("eval", "--bench", "davis", "--data-root", tmp_path / "DAVIS", "--videos", tmp_path / "vids",
-            "--traj", "pan-right,pan-left,tilt-up", "--metrics", "camera,epipolar", "--json")  # fmt: skip
+            "--traj", "pan-right,pan-left,tilt-up", "--metrics", "camera,epipolar", "--camera-metric", "mean",
+            "--json")  # fmt: skip
     assert r.code == 0, r.stderr
     data = r.json()
     right, left = data["videos"]
@@ -310,7 +314,7 @@ def test_bad_inputs_one_line_exit_2(cli, synth, tmp_path):
     assert_one_line_error(cli(*base, "--videos", root / "vids", "--metrics", "psnr,fid"), "unknown metric 'fid'")
     assert_one_line_error(cli(*base, "--videos", root / "vids", "--sequences", "x"), "no clip 'x'")
     assert_one_line_error(cli(*base, "--videos", root / "vids", "--weights-dir", tmp_path / "w"), "--weights-dir: no such folder")
-    assert_one_line_error(cli(*base, "--videos", root / "vids", "--csv", tmp_path / "no" / "a.csv"), "does not exist")
+    assert_one_line_error(cli(*base, "--videos", root / "vids", "--csv", "/proc/mvt4g-no/a.csv"), "cannot write in")
     (tmp_path / "r.md").write_text("old")
     assert_one_line_error(cli(*base, "--videos", root / "vids", "--report", tmp_path / "r.md"), "r.md")
     assert (tmp_path / "r.md").read_text() == "old"

@@ -43,8 +43,15 @@ def eval_command(
                      "iphone cam1,cam2; synthetic view names."),
     ] = None,
     camera_metric: Annotated[
-        CameraMetric, typer.Option(help="Camera-error convention: mean (per frame, degrees) or camctrl (sums, radians).")
-    ] = CameraMetric.mean,
+        CameraMetric,
+        typer.Option(help="Camera-error convention: camctrl (the papers' tables: sums over frames, radians) "
+                     "or mean (per frame, degrees)."),
+    ] = CameraMetric.camctrl,
+    pose_estimator: Annotated[
+        str,
+        typer.Option(help="Camera poses of the generated videos: builtin (weight-free SfM), colmap (pycolmap) "
+                     "or a plug-in MODULE:CALLABLE (module name or .py path; see mvt4g.eval.pose_estimators)."),
+    ] = "builtin",
     weights_dir: Annotated[
         Path | None, typer.Option(help="Folder with user-supplied weights for learned metrics (LPIPS, ...).")
     ] = None,
@@ -116,7 +123,8 @@ def eval_command(
         if out is not None:
             check_output_path(out, overwrite=overwrite)
     settings = EvalSettings(
-        groups=parse_metrics(metrics), camera_metric=camera_metric.value, weights_dir=weights_dir, frames=frames,
+        groups=parse_metrics(metrics), camera_metric=camera_metric.value, pose_estimator=pose_estimator,
+        weights_dir=weights_dir, frames=frames,
         size=common.parse_size(size) if size is not None else None,
     )  # fmt: skip
     benchmark = open_bench(bench.value, data_root, sequences=parse_names(sequences, "sequences"),
@@ -180,6 +188,7 @@ def _report(benchmark, source, settings, result) -> dict:
         "benchmark": benchmark.describe(),
         "metric_groups": list(settings.groups),
         "camera_metric": settings.camera_metric,
+        "pose_estimator": settings.pose_estimator,
         "frames": getattr(source, "frames", settings.frames),
         "size": list(settings.size or getattr(source, "size", None) or ()) or None,
         "weights_dir": str(settings.weights_dir) if settings.weights_dir is not None else None,

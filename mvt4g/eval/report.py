@@ -183,13 +183,14 @@ def fmt(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def metric_descriptions(groups: list[str], convention: str) -> dict[str, dict[str, str]]:
+def metric_descriptions(groups: list[str], convention: str, pose_estimator: str = "builtin") -> dict[str, dict[str, str]]:
     """Source, settings, unit and direction of every metric the ``--metrics`` groups produce (``METRIC_INFO``
     of the metric modules, plus units)."""
-    from mvt4g.eval import camera_metrics, epipolar, image_metrics, learned, pose_estimation, track_consistency
+    from mvt4g.eval import pose_estimators
+    from mvt4g.eval import camera_metrics, epipolar, image_metrics, learned, track_consistency
 
     cam = camera_metrics.METRIC_INFO[convention]
-    pose = pose_estimation.METRIC_INFO["pose_estimation"]
+    pose = pose_estimators.describe(pose_estimator)
     rot_unit = "rad (sum over frames)" if convention == "camctrl" else "deg (mean over frames)"
     scale = "normalised units, sum over frames" if convention == "camctrl" else "normalised units, mean over frames"
     table = {
@@ -281,6 +282,22 @@ def _paper_heading(heading: str, metric: str, convention: str) -> str:
     return heading
 
 
+CONVENTION_WORDS = {
+    "camctrl": "CameraCtrl / CamI2V: RotErr in radians and TransErr, CamMC summed over frames, each trajectory "
+    "scaled by its own largest translation",
+    "mean": "mvt4g's own: RotErr in degrees, means over frames, least-squares scale; matches no published table",
+}
+
+
+def _pose_cell(video: dict) -> str:
+    """Whether the pose estimate of a video converged, and how many frames it registered."""
+    pose = video.get("details", {}).get("pose")
+    if pose is None:
+        return ""
+    state = "converged" if pose.get("converged") else "not converged"
+    return f"{state}, {pose.get('registered', 0)}/{pose.get('frames', '?')} frames"
+
+
 def markdown_report(report: dict) -> str:
     """The markdown report (see the module docstring)."""
     bench = report["bench"]
@@ -289,11 +306,12 @@ def markdown_report(report: dict) -> str:
     skipped = report["skipped"]["metrics"]
     info = settings.get("metrics", {})
     convention = settings.get("camera_metric", "mean")
+    poses = settings.get("pose_estimator", "builtin")
     out = [f"# mvt4g eval: {bench}", ""]
     source = settings.get("source", {})
     out.append(f"Source: {source.get('kind', '?')} `{source.get('path', '')}`; {overall['videos']} video(s) scored; "
                f"frames {settings.get('frames') or 'per video'}; size {settings.get('size') or 'native'}; "
-               f"camera metrics: `{convention}` convention.")  # fmt: skip
+               f"camera metrics: `{convention}` convention ({CONVENTION_WORDS[convention]}), poses by `{poses}`.")  # fmt: skip
     out.append("")
 
     title, columns = PAPER_COLUMNS[bench]
@@ -331,8 +349,10 @@ def markdown_report(report: dict) -> str:
                 for s in report["summary"]["per_sequence"]]  # fmt: skip
         out += _md_table(["sequence", "videos", *cols], rows)
         out += ["", "## Per video", ""]
-        rows = [[v["sequence"], v["trajectory"], *[fmt(v["metrics"].get(c)) for c in cols]] for v in report["videos"]]
-        out += _md_table(["sequence", "trajectory", *cols], rows)
+        with_poses = any("pose" in v.get("details", {}) for v in report["videos"])
+        rows = [[v["sequence"], v["trajectory"], *([_pose_cell(v)] if with_poses else []),
+                 *[fmt(v["metrics"].get(c)) for c in cols]] for v in report["videos"]]  # fmt: skip
+        out += _md_table(["sequence", "trajectory", *(["camera poses"] if with_poses else []), *cols], rows)
         out.append("")
 
     out += ["## Metrics: sources and settings", ""]

@@ -50,7 +50,9 @@ import numpy as np
 
 from mvt4g.errors import InputError, MVT4GError
 from mvt4g.eval import camera_metrics, epipolar, image_metrics, learned, pose_estimation, track_consistency
+from mvt4g.eval import pose_estimators
 from mvt4g.eval.bench import BenchItem, Benchmark
+from mvt4g.eval.inputs import MetricUnavailable
 from mvt4g.eval.report import CAMERA_METRICS, SkippedVideo, VideoResult, metric_descriptions
 
 WEIGHT_FREE_GROUPS = ("psnr", "ssim", "masked_psnr", "masked_ssim", "temporal_flickering", "camera", "epipolar", "tracks")
@@ -81,13 +83,16 @@ class EvalSettings:
     """What to compute (``groups``) and how (camera convention, weights, frames, size, pose settings)."""
 
     groups: list[str] = field(default_factory=lambda: list(ALL_GROUPS))
-    camera_metric: str = "mean"
+    camera_metric: str = "camctrl"
     weights_dir: Path | None = None
     frames: int | None = None
     size: tuple[int, int] | None = None
     pose: pose_estimation.PoseSettings = field(default_factory=pose_estimation.PoseSettings)
+    #: ``builtin``, ``colmap`` or a plug-in ``MODULE:CALLABLE`` (``mvt4g.eval.pose_estimators``).
+    pose_estimator: str = pose_estimators.DEFAULT
 
     def __post_init__(self) -> None:
+        self._estimate = pose_estimators.resolve(self.pose_estimator)  # a bad plug-in is refused before any work
         if self.camera_metric not in camera_metrics.CONVENTIONS:
             raise InputError(f"--camera-metric must be {' or '.join(camera_metrics.CONVENTIONS)}, got {self.camera_metric!r}")
         if self.frames is not None and self.frames < 2:
@@ -325,8 +330,16 @@ def score_video(item: BenchItem, generated: np.ndarray, groups: list[str], setti
         details["seconds"][group] = round(time.perf_counter() - start, 4)
 
     def camera() -> None:
-        est = pose_estimation.estimate_poses(generated, tgt.K[0], settings.pose)
-        details["pose"] = est.summary()
+        try:
+            if settings.pose_estimator == "builtin":
+                est = pose_estimation.estimate_poses(generated, tgt.K[0], settings.pose)
+            else:
+                est = settings._estimate(generated, tgt.K[0])
+        except MetricUnavailable:
+            details["pose"] = {"estimator": settings.pose_estimator, "converged": False, "registered": 0,
+                               "frames": len(generated)}  # fmt: skip
+            raise
+        details["pose"] = {"estimator": settings.pose_estimator, "converged": est.complete, **est.summary()}
         errs = camera_metrics.camera_errors(est.require_complete(), tgt.c2w, settings.camera_metric)
         metrics.update(rot_err=errs.rot_err, trans_err=errs.trans_err, cam_mc=errs.cam_mc)
         details["camera"] = {k: v for k, v in errs.to_dict().items() if k not in CAMERA_METRICS}
@@ -370,7 +383,7 @@ def run_eval(
     on_item: Callable[[str, VideoResult | SkippedVideo], None] | None = None,
 ) -> EvalResult:
     """Score every item of ``bench`` that ``source`` can provide (see the module docstring)."""
-    info = metric_descriptions(settings.groups, settings.camera_metric)
+    info = metric_descriptions(settings.groups, settings.camera_metric, settings.pose_estimator)
     skipped_metrics, lpips_model = bench_exclusions(bench, settings.groups, settings.weights_dir)
     active = [g for g in settings.groups if g not in skipped_metrics and g in WEIGHT_FREE_GROUPS + ("lpips",)]
     results: list[VideoResult] = []

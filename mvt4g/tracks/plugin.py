@@ -32,16 +32,19 @@ import numpy as np
 from mvt4g.errors import InputError, WorkFailed
 
 
-def load_tracker(spec: str) -> Callable:
-    """Import ``module:callable`` (module name or ``.py`` path); raises :class:`InputError` with one line."""
+def load_tracker(spec: str, *, option: str = "--tracker", kind: str = "tracker") -> Callable:
+    """Import ``module:callable`` (module name or ``.py`` path); raises :class:`InputError` with one line.
+
+    ``option`` and ``kind`` name the plug-in in messages (``mvt4g eval --pose-estimator`` loads its
+    plug-ins here too)."""
     module_name, sep, attr = str(spec).rpartition(":")
     if not sep or not module_name or not attr:
-        raise InputError(f"--tracker must be MODULE:CALLABLE (e.g. my_trackers:cotracker), got {spec!r}")
+        raise InputError(f"{option} must be MODULE:CALLABLE (e.g. my_plugins.py:estimate), got {spec!r}")
     try:
         if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
             path = Path(module_name)
             if not path.is_file():
-                raise InputError("tracker plug-in file not found", path=path)
+                raise InputError(f"{kind} plug-in file not found", path=path)
             name = "mvt4g_plugin_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
             loader_spec = importlib.util.spec_from_file_location(name, path)
             if loader_spec is None or loader_spec.loader is None:
@@ -54,12 +57,12 @@ def load_tracker(spec: str) -> Callable:
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 (anything the plug-in's import raises is the plug-in's problem)
-        raise InputError(f"cannot import tracker plug-in {module_name!r}: {type(exc).__name__}: {_one_line(exc)}") from None
+        raise InputError(f"cannot import {kind} plug-in {module_name!r}: {type(exc).__name__}: {_one_line(exc)}") from None
     fn = getattr(module, attr, None)
     if fn is None:
-        raise InputError(f"tracker plug-in {module_name!r} has no attribute {attr!r}")
+        raise InputError(f"{kind} plug-in {module_name!r} has no attribute {attr!r}")
     if not callable(fn):
-        raise InputError(f"tracker plug-in attribute {module_name}:{attr} is not callable")
+        raise InputError(f"{kind} plug-in attribute {module_name}:{attr} is not callable")
     return fn
 
 
