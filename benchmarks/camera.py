@@ -140,8 +140,6 @@ def main() -> None:
     ap.add_argument("--real-frames", type=int, default=17)
     args = ap.parse_args()
     import pycolmap
-
-    pycolmap.logging.minloglevel = 2  # COLMAP's progress log would drown the table
     rows = scene_rows(args.frames, [int(s) for s in args.seeds.split(",")], args.large_frames)
     if args.synth is not None:
         rows += synth_rows(args.synth)

@@ -60,6 +60,15 @@ def estimate_poses_colmap(
 
     s = settings or ColmapSettings()
     frames = check_video(video, min_frames=2)
+    level = pycolmap.logging.minloglevel
+    pycolmap.logging.minloglevel = 3  # the core prints nothing: COLMAP's log (even its errors) stays quiet
+    try:
+        return _estimate(pycolmap, frames, intrinsics, s)
+    finally:
+        pycolmap.logging.minloglevel = level
+
+
+def _estimate(pycolmap, frames: np.ndarray, intrinsics: Intrinsics | np.ndarray, s: ColmapSettings) -> PoseEstimate:
     T, H, W = frames.shape[:3]
     K = _as_K(intrinsics, W, H)
     with tempfile.TemporaryDirectory(prefix="mvt4g-colmap-") as tmp:
