@@ -45,9 +45,26 @@ def test_atomic_dir_refuses_existing_unless_overwrite(tmp_path):
 
 
 def test_check_output_path(tmp_path):
-    with pytest.raises(InputError, match="does not exist"):
-        check_output_path(tmp_path / "missing" / "x.json")
+    # missing parent folders are fine (created when the output is written) and nothing is created now
+    assert check_output_path(tmp_path / "missing" / "deeper" / "x.json") == tmp_path / "missing" / "deeper" / "x.json"
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError, match="cannot write in '/proc'"):
+        check_output_path("/proc/mvt4g-test/x.json")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match="is not a folder"):
+        check_output_path(tmp_path / "file" / "sub" / "x.json")
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(OutputExistsError, match="--overwrite"):
         check_output_path(tmp_path / "x.json")
     assert check_output_path(tmp_path / "x.json", overwrite=True) == tmp_path / "x.json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "x.json"]  # the write test left nothing
+
+
+def test_writers_create_missing_parent_folders(tmp_path):
+    from mvt4g.io.atomic import write_text_atomic
+
+    write_text_atomic(tmp_path / "a" / "b" / "x.txt", "1")
+    assert (tmp_path / "a" / "b" / "x.txt").read_text() == "1"
+    with atomic_dir(tmp_path / "c" / "d") as tmp:
+        (tmp / "x").write_text("2")
+    assert (tmp_path / "c" / "d" / "x").read_text() == "2"

@@ -143,13 +143,15 @@ def test_outputs_are_checked_before_any_work(tmp_path, capsys):
     rc, out, err = run(capsys, "show", "arc-left", "--out", existing, "--plot", plot)
     assert rc == 2 and "--overwrite" in err and out == ""
     assert existing.read_text() == "keep me" and not plot.exists()
-    rc, _, err = run(capsys, "show", "arc-left", "--out", tmp_path / "no" / "t.json", "--json")
-    assert rc == 2 and "does not exist" in err
+    rc, _, err = run(capsys, "show", "arc-left", "--out", "/proc/mvt4g-no/t.json", "--json")
+    assert rc == 2 and "cannot write in" in err
     rc, _, err = run(capsys, "show", "arc-left", "--plot", tmp_path / "p.jpg")
     assert rc == 2 and ".png" in err
     rc, _, err = run(capsys, "show", "arc-left", "--out", existing, "--overwrite")
     assert rc == 0 and json.loads(existing.read_text())["name"] == "arc-left"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json"]
+    rc, _, err = run(capsys, "show", "arc-left", "--out", tmp_path / "no" / "t.json", "--json")
+    assert rc == 0 and (tmp_path / "no" / "t.json").is_file()  # missing parent folders are created
 
 
 def test_end_to_end_subprocess():

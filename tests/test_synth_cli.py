@@ -79,11 +79,17 @@ def test_bad_options_fail_with_one_line_and_write_nothing(tmp_path, capsys, args
     assert not out.exists()
 
 
-def test_missing_parent_fails_with_one_line(tmp_path, capsys):
-    rc = main(["synth", "--out", str(tmp_path / "missing" / "synth"), *SMALL])
+def test_unwritable_output_fails_with_one_line_and_missing_parents_are_created(tmp_path, capsys):
+    rc = main(["synth", "--out", "/proc/mvt4g-missing/synth", *SMALL])
     err = capsys.readouterr().err
-    assert rc == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "missing").exists()
+    assert rc == 2 and "cannot write in '/proc'" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "file").write_text("")
+    rc = main(["synth", "--out", str(tmp_path / "file" / "synth"), *SMALL])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is not a folder" in err and len(err.strip().splitlines()) == 1
+    rc = main(["synth", "--out", str(tmp_path / "missing" / "deeper" / "synth"), *SMALL])
+    assert rc == 0, capsys.readouterr().err
+    assert (tmp_path / "missing" / "deeper" / "synth" / "scene_0000" / "meta.json").is_file()
 
 
 def test_existing_scene_is_refused_without_overwrite(tmp_path, capsys):

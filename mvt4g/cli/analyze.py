@@ -24,7 +24,7 @@ def analyze(
     timesteps: Annotated[int, typer.Option(help="Analyse the N sigmas of an N-step sampler (t = 1000 sigma).")] = 10,
     pairs: Annotated[int, typer.Option(help="Ordered (reference, target) view pairs drawn per clip.")] = 1,
     queries: Annotated[int, typer.Option(help="Ground-truth tracks per pair; each visible latent frame is a query point.")] = 256,
-    out: Annotated[Path, typer.Option("--out", help="Output folder (its parent must exist).")] = Path("analysis"),
+    out: Annotated[Path, typer.Option("--out", help="Output folder (created with any missing parent folders).")] = Path("analysis"),
     visualize: Annotated[
         str | None, typer.Option(help="x,y,frame: draw this target-view point's attention (clip pixels, clip frame).")
     ] = None,

@@ -12,7 +12,7 @@ from mvt4g.cli import common
 
 
 def synth(
-    out: Annotated[Path, typer.Option("--out", help="Output folder (created if missing; its parent must exist).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (created with any missing parent folders).")],
     scenes: Annotated[int, typer.Option(help="Number of scenes (scene_0000, scene_0001, ...).")] = 1,
     views: Annotated[int, typer.Option(help="Synchronized cameras per scene (cam01 is the reference view).")] = 4,
     frames: Annotated[int, typer.Option(help="Frames per view.")] = 21,

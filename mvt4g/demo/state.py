@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from mvt4g.errors import InputError
-from mvt4g.io.atomic import write_json_atomic
+from mvt4g.io.atomic import check_output_location, write_json_atomic
 
 #: The file that marks a folder as a demo folder (so --overwrite only ever deletes those).
 MARKER = "demo.json"
@@ -32,14 +32,13 @@ class DemoState:
         out = self.out
         if out.exists() and not out.is_dir():
             raise InputError("--out is a file", path=out)
-        if not out.parent.is_dir():
-            raise InputError(f"output directory {str(out.parent)!r} does not exist", path=out)
+        check_output_location(out)
         is_demo = (out / MARKER).is_file()
         if out.is_dir() and any(out.iterdir()) and not is_demo:
             raise InputError("folder exists and is not a demo folder (no demo.json); choose another --out", path=out)
         if overwrite and is_demo:
             shutil.rmtree(out)
-        out.mkdir(exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
         self.dir.mkdir(exist_ok=True)
         write_json_atomic(out / MARKER, {"format_version": 1, "settings": settings, "updated": time.time()})
         return is_demo and not overwrite

@@ -224,12 +224,11 @@ def read_kubric(path: str | Path) -> tuple[list[KubricView], float]:
 def import_kubric(src: str | Path, out: str | Path, *, overwrite: bool = False, caption: str = "") -> Path:
     """Convert a Kubric-style export into a clip directory at ``out`` (written atomically)."""
     from mvt4g.camera.rig import write_cameras_json
-    from mvt4g.io.atomic import atomic_dir, write_json_atomic
+    from mvt4g.io.atomic import atomic_dir, check_output_location, write_json_atomic
     from mvt4g.io.video import write_video
 
     out = Path(out)
-    if not out.parent.is_dir():
-        raise InputError(f"output directory {str(out.parent)!r} does not exist", path=out)
+    check_output_location(out)
     if out.exists() and not overwrite:
         from mvt4g.errors import OutputExistsError
 

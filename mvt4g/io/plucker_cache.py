@@ -127,17 +127,14 @@ def cached_key(path: Path) -> str | None:
 def write_plucker(path: str | Path, request: PluckerRequest) -> tuple[int, ...]:
     """Compute and atomically write one view's map ``[F, 6, H, W]``; returns its shape.
 
-    The file's folder (e.g. ``CLIP/plucker``) is created when missing; its parent must exist.
+    Missing folders (e.g. ``CLIP/plucker``) are created.
     """
     from safetensors.numpy import save_file
 
-    from mvt4g.io.atomic import atomic_path
+    from mvt4g.io.atomic import atomic_path, check_output_location
 
     path = Path(path)
-    if not path.parent.is_dir():
-        if not path.parent.parent.is_dir():
-            raise InputError(f"output directory {str(path.parent)!r} does not exist", path=path)
-        path.parent.mkdir(exist_ok=True)
+    check_output_location(path)
     rays = request.compute()
     with atomic_path(path) as tmp:
         save_file({"rays": np.ascontiguousarray(rays)}, str(tmp), metadata=request.metadata())
@@ -220,8 +217,8 @@ def plan_plucker_jobs(
     """
     if out is not None and len(sources) > 1:
         raise InputError("--out takes one source; without it each clip gets its own plucker/ folder")
-    if out is not None and not Path(out).parent.is_dir():
-        raise InputError(f"output directory {str(Path(out).parent)!r} does not exist", path=out)
+    from mvt4g.io.atomic import check_output_location
+
     jobs = []
     for source in sources:
         cameras, default_out = load_camera_source(source)
@@ -231,6 +228,7 @@ def plan_plucker_jobs(
             option = f"--size {h}x{w}" if size is not None else f"{source} ({h}x{w}, {len(request.indices)} frames)"
             check_plucker(frames=len(request.indices), height=h, width=w, option=option)
         out_dir = Path(out) if out is not None else default_out
+        check_output_location(out_dir / "x.safetensors")
         for request in requests:
             path = out_dir / f"{request.view}.safetensors"
             current = not force and cached_key(path) == request.key()

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mvt4g.errors import InputError, MVT4GError, OutputExistsError
-from mvt4g.io.atomic import check_output_path, write_json_atomic
+from mvt4g.io.atomic import check_output_location, check_output_path, write_json_atomic
 from mvt4g.sample.queries import load_query_points
 from mvt4g.sample.reference import ReferenceOptions, ReferencePlan, read_reference
 from mvt4g.sample.targets import TargetTrajectory
@@ -134,8 +134,8 @@ def plan_jobs(
         dupes = sorted({s for s in stems if stems.count(s) > 1})
         if dupes:
             raise InputError(f"references share output folder names: {', '.join(dupes)} (rename or run separately)")
-        if not out_dir.exists() and not out_dir.parent.is_dir():
-            raise InputError(f"output directory's parent {str(out_dir.parent)!r} does not exist", path=out_dir)
+        if not out_dir.exists():
+            check_output_location(out_dir)
         if out_dir.exists() and not out_dir.is_dir():
             raise InputError("--out-dir is a file", path=out_dir)
         pairs = [(r, t, out_dir / r.stem / f"{t.name}.mp4") for r in references for t in trajectories]

@@ -216,7 +216,7 @@ def synthesize(
     check_synth(views=settings.views, frames=settings.frames, height=settings.height,
                 width=settings.width, supersample=settings.supersample, points=settings.points, workers=workers)  # fmt: skip
     paths, todo = check_outputs(out, scenes, overwrite, settings=settings, skip_existing=skip_existing)
-    Path(out).mkdir(exist_ok=True)
+    Path(out).mkdir(parents=True, exist_ok=True)
     if on_skip:
         for i in sorted(set(range(scenes)) - set(todo)):
             on_skip(paths[i])

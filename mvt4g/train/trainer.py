@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from mvt4g.errors import ConfigError, InputError, OutputExistsError, WorkFailed
-from mvt4g.io.atomic import write_text_atomic
+from mvt4g.io.atomic import check_output_location, write_text_atomic
 from mvt4g.train import builders
 from mvt4g.train.checkpointing import Checkpointer, tensors_finite
 from mvt4g.train.config import TrainConfig, diff_keys, load_config, to_toml
@@ -122,12 +122,11 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
                               f"there, {cfg.get(key)!r} here); use another --out", path=run_dir)  # fmt: skip
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise InputError("cannot resume: not a run directory (no config.toml)", path=run_dir)
-    if not run_dir.parent.is_dir():
-        raise InputError(f"output directory {str(run_dir.parent)!r} does not exist", path=run_dir)
+    check_output_location(run_dir)
 
 
 def write_run_config(cfg: TrainConfig, run_dir: Path) -> None:
-    run_dir.mkdir(exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.toml", to_toml(cfg))
 
 
