@@ -163,6 +163,9 @@ class PairDataset(Dataset):
                     "(make them with `mvt4g tracks`, or train with --no-track-head --no-corr-loss)",
                     path=clip.root,
                 )
+        if settings.need_tracks:  # read and check every track file now: a bad one fails before the run starts
+            for clip_id in range(len(clips)):
+                self._trackset(clip_id)
 
     def __len__(self) -> int:
         return len(self.clips)
