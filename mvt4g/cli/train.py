@@ -135,7 +135,10 @@ def train(
         cfg.loss.corr = False
     if overwrite and _is_rank0():
         run_dir = Path(cfg.train.out)
-        if run_dir.is_dir() and any(run_dir.iterdir()):
+        if run_dir.is_dir() and any(p.name != ".mvt4g.lock" for p in run_dir.iterdir()):
+            from mvt4g.io.lock import DirectoryLock
+
+            DirectoryLock(run_dir).acquire().release()  # refuses a run directory another process is using
             if not (run_dir / "config.toml").is_file():
                 raise InputError("--overwrite only deletes run directories (this one has no config.toml)", path=run_dir)
             shutil.rmtree(run_dir)

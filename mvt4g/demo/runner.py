@@ -28,6 +28,7 @@ from pathlib import Path
 from mvt4g.demo import results, stages, training
 from mvt4g.demo.settings import POST_TRAINING_RESERVE, DemoSettings, TrainingBudget, stage_key, training_budget
 from mvt4g.demo.state import DemoState
+from mvt4g.errors import InputError
 
 Event = Callable[[dict], None]
 
@@ -114,15 +115,31 @@ def _claim(folder: Path, key: str, resumable: bool) -> None:
 
 
 def run_demo(settings: DemoSettings, *, overwrite: bool = False, on_event: Event | None = None) -> DemoResult:
-    """Run (or resume) the demo in ``settings.out``; see the module docstring."""
-    from mvt4g.demo.report import write_report
-    from mvt4g.synth.pipeline import torch_threads
+    """Run (or resume) the demo in ``settings.out``; see the module docstring. The demo folder
+    is locked for the whole run: a second demo on it is refused ("demo folder is in use by pid N")."""
+    from mvt4g.io.atomic import check_output_location
+    from mvt4g.demo.state import MARKER
+    from mvt4g.io.lock import directory_lock, is_lock_file
 
     settings.validate()
     if settings.real_video is not None:
         from mvt4g.io.video import probe_video
 
         probe_video(settings.real_video)  # a corrupt video fails now, not after training
+    out = Path(settings.out)
+    if out.exists() and not out.is_dir():
+        raise InputError("--out is a file", path=out)
+    check_output_location(out)
+    if out.is_dir() and not (out / MARKER).is_file() and any(not is_lock_file(p) for p in out.iterdir()):
+        raise InputError("folder exists and is not a demo folder (no demo.json); choose another --out", path=out)
+    with directory_lock(out, "demo folder"):
+        return _run_demo_locked(settings, overwrite, on_event)
+
+
+def _run_demo_locked(settings: DemoSettings, overwrite: bool, on_event: Event | None) -> DemoResult:
+    from mvt4g.demo.report import write_report
+    from mvt4g.synth.pipeline import torch_threads
+
     state = DemoState(settings.out)
     state.prepare(settings.to_dict(), overwrite)
     run = _Run(settings, state, on_event or (lambda event: None))

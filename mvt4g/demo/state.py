@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mvt4g.errors import InputError
 from mvt4g.io.atomic import check_output_location, write_json_atomic
+from mvt4g.io.lock import is_lock_file
 
 #: The file that marks a folder as a demo folder (so --overwrite only ever deletes those).
 MARKER = "demo.json"
@@ -34,10 +35,16 @@ class DemoState:
             raise InputError("--out is a file", path=out)
         check_output_location(out)
         is_demo = (out / MARKER).is_file()
-        if out.is_dir() and any(out.iterdir()) and not is_demo:
+        if out.is_dir() and any(not is_lock_file(p) for p in out.iterdir()) and not is_demo:
             raise InputError("folder exists and is not a demo folder (no demo.json); choose another --out", path=out)
-        if overwrite and is_demo:
-            shutil.rmtree(out)
+        if overwrite and is_demo:  # everything but the lock file (held by this run)
+            for p in out.iterdir():
+                if is_lock_file(p):
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
         out.mkdir(parents=True, exist_ok=True)
         self.dir.mkdir(exist_ok=True)
         write_json_atomic(out / MARKER, {"format_version": 1, "settings": settings, "updated": time.time()})

@@ -33,6 +33,7 @@ import torch
 
 from mvt4g.errors import ConfigError, InputError, OutputExistsError, WorkFailed
 from mvt4g.io.atomic import check_output_location, write_text_atomic
+from mvt4g.io.lock import DirectoryLock, is_lock_file
 from mvt4g.train import builders
 from mvt4g.train.checkpointing import Checkpointer, tensors_finite
 from mvt4g.train.config import TrainConfig, diff_keys, load_config, to_toml
@@ -107,7 +108,7 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
     """Refuse a used run directory without ``--resume``, or a resume with another config."""
     saved = run_dir / "config.toml"
     if not resume:
-        if run_dir.exists() and any(run_dir.iterdir()):
+        if run_dir.exists() and any(not is_lock_file(p) for p in run_dir.iterdir()):
             raise OutputExistsError("run directory exists and is not empty (pass --resume to continue it, or choose "
                                     "another --out)", path=run_dir)  # fmt: skip
     elif saved.is_file():
@@ -120,7 +121,7 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
             key = changed[0]
             raise ConfigError(f"cannot resume: this config differs from the run's at {key} ({previous.get(key)!r} "
                               f"there, {cfg.get(key)!r} here); use another --out", path=run_dir)  # fmt: skip
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.exists() and any(not is_lock_file(p) for p in run_dir.iterdir()):
         raise InputError("cannot resume: not a run directory (no config.toml)", path=run_dir)
     check_output_location(run_dir)
 
@@ -154,6 +155,22 @@ class Trainer:
         start_time = time.perf_counter()
         model_config = builders.resolve_model_config(cfg)
         dataset = builders.build_dataset(cfg, model_config)  # validates the data before touching the run dir
+        check_output_location(self.run_dir)
+        # One process owns a run directory: rank 0 holds its lock for the whole run (released on
+        # any exit); the checks below run under it, so two starts cannot both pass them.
+        lock = DirectoryLock(self.run_dir).acquire() if ctx.is_main else None
+        try:
+            return self._run_locked(ctx, cfg, model_config, dataset, start_time)
+        except BaseException:
+            if lock is not None:
+                lock.release(cleanup=True)
+            raise
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _run_locked(self, ctx: DistContext, cfg: TrainConfig, model_config, dataset, start_time: float) -> TrainResult:
+        t = cfg.train
         check_run_dir(cfg, self.run_dir, self.resume)
         barrier(ctx)  # every process checked before rank 0 writes anything
         if ctx.is_main:

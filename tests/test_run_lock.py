@@ -1,0 +1,116 @@
+"""Run directories are owned by one process at a time (advisory flock on FOLDER/.mvt4g.lock)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import assert_one_line_error
+from test_train_data import synth_clips
+from test_train_loop import CONFIG
+
+from mvt4g.errors import InputError
+from mvt4g.io.lock import LOCK_NAME, DirectoryLock, directory_lock
+
+HOLD = """
+import sys, time
+from mvt4g.io.lock import DirectoryLock
+DirectoryLock(sys.argv[1]).acquire()
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """Another process that holds the lock of tmp_path/run until the test ends."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    yield run, proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_second_lock_is_refused_with_the_owner_pid(tmp_path):
+    lock = DirectoryLock(tmp_path / "a" / "run").acquire()
+    with pytest.raises(InputError, match=rf"run directory is in use by pid {__import__('os').getpid()}$"):
+        DirectoryLock(tmp_path / "a" / "run").acquire()
+    lock.release()
+    DirectoryLock(tmp_path / "a" / "run").acquire().release()  # free again
+    assert (tmp_path / "a" / "run" / LOCK_NAME).is_file()
+
+
+def test_a_failed_start_removes_the_folders_the_lock_created(tmp_path):
+    with pytest.raises(RuntimeError), directory_lock(tmp_path / "a" / "b"):
+        raise RuntimeError("start failed")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError), directory_lock(tmp_path / "c") as lock:
+        (lock.folder / "written.txt").write_text("kept")
+        raise RuntimeError("failed after writing")
+    assert (tmp_path / "c" / "written.txt").is_file()
+
+
+def test_the_lock_is_released_when_its_owner_is_killed(holder):
+    run, proc = holder
+    with pytest.raises(InputError, match=f"in use by pid {proc.pid}"):
+        DirectoryLock(run).acquire()
+    proc.kill()  # kill -9: the kernel drops the flock
+    proc.wait()
+    DirectoryLock(run).acquire().release()
+
+
+def test_two_trainers_on_one_run_directory_exactly_one_runs(cli, holder, tmp_path_factory, tmp_path):
+    run, proc = holder
+    data = synth_clips(tmp_path_factory)
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    args = ["train", "--config", config, "--data", data, "--out", run, "--steps", "1"]
+    for extra in ([], ["--resume"], ["--overwrite"]):
+        assert_one_line_error(cli(*args, *extra), f"run directory is in use by pid {proc.pid}")
+        assert [p.name for p in run.iterdir()] == [LOCK_NAME]  # nothing written by the refused run
+    proc.kill()
+    proc.wait()
+    result = cli(*args, "--json")
+    assert result.code == 0, result.stderr
+    assert (run / "config.toml").is_file() and (run / "metrics.jsonl").is_file()
+    assert_one_line_error(cli(*args), "run directory exists and is not empty")  # the lock file alone is not content
+
+
+def test_the_trainer_holds_the_lock_while_it_runs(cli, tmp_path_factory, tmp_path):
+    data = synth_clips(tmp_path_factory)
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    run = tmp_path / "run"
+    seen = []
+
+    import mvt4g.train.trainer as trainer
+
+    original = trainer.write_run_config
+
+    def probe(cfg, run_dir):
+        try:
+            DirectoryLock(run_dir).acquire().release()
+            seen.append("free")
+        except InputError as exc:
+            seen.append(str(exc))
+        return original(cfg, run_dir)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(trainer, "write_run_config", probe)
+    try:
+        assert cli("train", "--config", config, "--data", data, "--out", run, "--steps", "1").code == 0
+    finally:
+        mp.undo()
+    assert len(seen) == 1 and "in use by pid" in seen[0]
+    time.sleep(0)
+    DirectoryLock(run).acquire().release()  # released at the end
+
+
+def test_a_second_demo_on_one_folder_is_refused(cli, holder):
+    run, proc = holder
+    result = cli("demo", "--out", run, "--budget-minutes", "1")
+    assert_one_line_error(result, f"demo folder is in use by pid {proc.pid}")
+    assert [p.name for p in run.iterdir()] == [LOCK_NAME]
