@@ -92,8 +92,9 @@ def eval_command(
     or `--copy-reference` scores each reference as if it were the output: the baseline a model
     has to beat to show it moved the camera (synthetic and iphone, which have ground truth).
 
-    Metric groups (`--metrics`): psnr, ssim, masked_psnr, masked_ssim, temporal_flickering,
-    camera (rot_err, trans_err, cam_mc from poses estimated by weight-free SfM), epipolar
+    Metric groups (`--metrics`): psnr, ssim, masked_psnr, masked_ssim, region_psnr (synthetic
+    only: psnr_moving on moving objects, psnr_covisible_static and psnr_covisible_moving on the
+    pixels the reference also sees, from exact depth and masks), temporal_flickering, camera (rot_err, trans_err, cam_mc from poses estimated by weight-free SfM), epipolar
     (a geometric-consistency proxy, not MEt3R), tracks (track consistency), and the learned
     lpips, subject_consistency, background_consistency, aesthetic_quality, imaging_quality,
     motion_smoothness, met3r: computed only with their weights in `--weights-dir`, otherwise

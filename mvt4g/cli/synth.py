@@ -26,6 +26,13 @@ def synth(
     ] = 1,
     objects: Annotated[int | None, typer.Option(help="Moving objects per scene (default: 3-5 at random).")] = None,
     fps: Annotated[float, typer.Option(help="Frame rate of the videos.")] = 15.0,
+    preset_views: Annotated[
+        str | None,
+        typer.Option(
+            help="Also render cam01 moved along these camera presets (comma-separated, e.g. "
+            "arc-left,zoom-in), as views named after them: exact targets for `mvt4g eval` of the presets.",
+        ),
+    ] = None,
     skip_existing: Annotated[
         bool,
         typer.Option(
@@ -54,6 +61,8 @@ def synth(
         mvt4g synth --out data/synth --scenes 16 --workers 2 --skip-existing
 
         mvt4g synth --out data/big --scenes 1 --frames 81 --size 480x832 --supersample 2
+
+        mvt4g synth --out data/heldout --scenes 8 --seed 9001 --preset-views arc-left,arc-right,zoom-in,zoom-out
     """
     from mvt4g.synth.pipeline import SynthSettings, synthesize
 
@@ -61,6 +70,7 @@ def synth(
     settings = SynthSettings(
         views=views, frames=frames, height=height, width=width, seed=seed, points=points,
         supersample=supersample, fps=fps, num_objects=objects, threads=threads,
+        preset_views=tuple(p.strip() for p in preset_views.split(",")) if preset_views else (),
     )  # fmt: skip
     settings.validate()
     start = time.perf_counter()

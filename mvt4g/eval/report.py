@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 #: Display order of every metric name the runner can produce.
 METRIC_ORDER = (
-    "psnr", "ssim", "lpips", "masked_psnr", "masked_ssim",
+    "psnr", "ssim", "lpips", "masked_psnr", "masked_ssim", "psnr_moving", "psnr_covisible_static", "psnr_covisible_moving",
     "subject_consistency", "background_consistency", "aesthetic_quality", "imaging_quality",
     "temporal_flickering", "motion_smoothness", "met3r",
     "rot_err", "trans_err", "cam_mc", "epipolar_error", "track_consistency", "track_error",
@@ -154,7 +154,7 @@ def build_report(
 
 
 #: Metric names each ``--metrics`` group produces (groups not listed produce their own name).
-GROUP_OUTPUTS = {"camera": CAMERA_METRICS, "epipolar": ("epipolar_error",), "tracks": ("track_consistency", "track_error")}
+GROUP_OUTPUTS = {"camera": CAMERA_METRICS, "region_psnr": ("psnr_moving", "psnr_covisible_static", "psnr_covisible_moving"), "epipolar": ("epipolar_error",), "tracks": ("track_consistency", "track_error")}
 
 
 def json_ready(obj: object) -> object:
@@ -187,7 +187,7 @@ def metric_descriptions(groups: list[str], convention: str, pose_estimator: str 
     """Source, settings, unit and direction of every metric the ``--metrics`` groups produce (``METRIC_INFO``
     of the metric modules, plus units)."""
     from mvt4g.eval import pose_estimators
-    from mvt4g.eval import camera_metrics, epipolar, image_metrics, learned, track_consistency
+    from mvt4g.eval import camera_metrics, covisibility, epipolar, image_metrics, learned, track_consistency
 
     cam = camera_metrics.METRIC_INFO[convention]
     pose = pose_estimators.describe(pose_estimator)
@@ -200,6 +200,8 @@ def metric_descriptions(groups: list[str], convention: str, pose_estimator: str 
         "trans_err": {"source": cam["source"], "settings": cam["settings"], "unit": scale, "better": "lower"},
         "cam_mc": {"source": cam["source"], "settings": cam["settings"], "unit": scale, "better": "lower"},
         "epipolar_error": {**epipolar.METRIC_INFO["epipolar_error"], "unit": "px", "better": "lower"},
+        **{f"psnr_{region}": {**covisibility.METRIC_INFO[region], "unit": "dB", "better": "higher"}
+           for region in covisibility.REGIONS},
         "track_consistency": {**track_consistency.METRIC_INFO["track_consistency"], "unit": "fraction", "better": "higher"},
         "track_error": {**track_consistency.METRIC_INFO["track_error"], "unit": "px", "better": "lower"},
     }  # fmt: skip

@@ -27,7 +27,8 @@ ratios agree within 1 %; otherwise the item is skipped with the reason (pass ``-
 at the video's size). Nothing is cropped from a generated video.
 
 Metric groups (``--metrics``): ``psnr``, ``ssim``, ``masked_psnr``, ``masked_ssim``,
-``temporal_flickering``, ``camera`` (rot_err, trans_err, cam_mc), ``epipolar``
+``region_psnr`` (psnr_moving, psnr_covisible_static, psnr_covisible_moving: PSNR over the
+synthetic benchmark's exact regions, ``mvt4g.eval.covisibility``), ``temporal_flickering``, ``camera`` (rot_err, trans_err, cam_mc), ``epipolar``
 (epipolar_error), ``tracks`` (track_consistency, track_error) and the learned metrics of
 ``mvt4g.eval.learned`` (run only with their weights in ``--weights-dir``; LPIPS is the one
 implemented). A metric that fails for one video (e.g. its camera poses cannot be estimated) is
@@ -55,11 +56,12 @@ from mvt4g.eval.bench import BenchItem, Benchmark
 from mvt4g.eval.inputs import MetricUnavailable
 from mvt4g.eval.report import CAMERA_METRICS, SkippedVideo, VideoResult, metric_descriptions
 
-WEIGHT_FREE_GROUPS = ("psnr", "ssim", "masked_psnr", "masked_ssim", "temporal_flickering", "camera", "epipolar", "tracks")
+WEIGHT_FREE_GROUPS = ("psnr", "ssim", "masked_psnr", "masked_ssim", "region_psnr", "temporal_flickering", "camera",
+                      "epipolar", "tracks")
 ALL_GROUPS = WEIGHT_FREE_GROUPS + tuple(learned.REGISTRY)
 ALIASES = {"flicker": "temporal_flickering", "track_consistency": "tracks", "epipolar_error": "epipolar",
            **{m: "camera" for m in CAMERA_METRICS}}  # fmt: skip
-NEEDS_GROUND_TRUTH = ("psnr", "ssim", "masked_psnr", "masked_ssim", "lpips")
+NEEDS_GROUND_TRUTH = ("psnr", "ssim", "masked_psnr", "masked_ssim", "region_psnr", "lpips")
 COMPANION_SUFFIXES = (".side-by-side.mp4", ".tracks.mp4")
 #: Largest relative aspect-ratio difference at which a folder video is resized rather than refused.
 ASPECT_TOLERANCE = 0.01
@@ -296,6 +298,8 @@ def bench_exclusions(bench: Benchmark, groups: list[str], weights_dir: Path | No
     for group in groups:
         if group in NEEDS_GROUND_TRUTH and not bench.has_ground_truth:
             skipped[group] = f"needs ground-truth target frames; the {bench.name} benchmark has none"
+        elif group == "region_psnr" and bench.name != "synthetic":
+            skipped[group] = f"needs exact depth and object masks; the {bench.name} benchmark has none"
         elif group in ("masked_psnr", "masked_ssim") and not bench.has_masks:
             skipped[group] = f"needs masks; the {bench.name} benchmark has none (every pixel is scored by {group[7:]})"
     lpips_model = None
@@ -320,6 +324,11 @@ def score_video(item: BenchItem, generated: np.ndarray, groups: list[str], setti
     details: dict = {"seconds": {}}
     skipped: dict[str, str] = {}
     gt, masks, tgt = item.ground_truth, item.masks, item.target_cameras
+    # Pixel metrics skip frames that equal the reference by construction (BenchItem.first_scored_frame).
+    first = item.first_scored_frame
+    px_gen = generated[first:]
+    px_gt = None if gt is None else gt[first:]
+    px_masks = None if masks is None else masks[first:]
 
     def run(group: str, fn: Callable[[], None]) -> None:
         start = time.perf_counter()
@@ -350,6 +359,13 @@ def score_video(item: BenchItem, generated: np.ndarray, groups: list[str], setti
         metrics["epipolar_error"] = res.value
         details["epipolar"] = {k: v for k, v in res.to_dict().items() if k != "epipolar_error"}
 
+    def region_psnr() -> None:
+        if item.regions is None:
+            raise InputError("this item has no exact depth and object masks (clips from mvt4g synth have both)")
+        for region, mask in item.regions.items():
+            if mask[first:].any():  # a region that is empty in every frame (no moving object in view) has no value
+                metrics[f"psnr_{region}"] = image_metrics.psnr(px_gen, px_gt, mask=mask[first:])
+
     def tracks() -> None:
         ref = item.reference_cameras_or_static()
         res = track_consistency.track_consistency(item.reference, generated, ref.K, ref.c2w, tgt.K, tgt.c2w)
@@ -357,15 +373,16 @@ def score_video(item: BenchItem, generated: np.ndarray, groups: list[str], setti
         details["tracks"] = {k: v for k, v in res.to_dict().items() if k not in ("track_consistency", "track_error")}
 
     computations: dict[str, Callable[[], None]] = {
-        "psnr": lambda: metrics.__setitem__("psnr", image_metrics.psnr(generated, gt)),
-        "ssim": lambda: metrics.__setitem__("ssim", image_metrics.ssim(generated, gt)),
-        "masked_psnr": lambda: metrics.__setitem__("masked_psnr", image_metrics.psnr(generated, gt, mask=masks)),
-        "masked_ssim": lambda: metrics.__setitem__("masked_ssim", image_metrics.ssim(generated, gt, mask=masks)),
+        "psnr": lambda: metrics.__setitem__("psnr", image_metrics.psnr(px_gen, px_gt)),
+        "ssim": lambda: metrics.__setitem__("ssim", image_metrics.ssim(px_gen, px_gt)),
+        "masked_psnr": lambda: metrics.__setitem__("masked_psnr", image_metrics.psnr(px_gen, px_gt, mask=px_masks)),
+        "masked_ssim": lambda: metrics.__setitem__("masked_ssim", image_metrics.ssim(px_gen, px_gt, mask=px_masks)),
+        "region_psnr": region_psnr,
         "temporal_flickering": lambda: metrics.__setitem__("temporal_flickering", image_metrics.temporal_flickering(generated)),
         "camera": camera,
         "epipolar": epipolar_proxy,
         "tracks": tracks,
-        "lpips": lambda: metrics.__setitem__("lpips", learned.lpips(lpips_model, generated, gt)),
+        "lpips": lambda: metrics.__setitem__("lpips", learned.lpips(lpips_model, px_gen, px_gt)),
     }
     for group in groups:
         if group in ("masked_psnr", "masked_ssim") and masks is None:

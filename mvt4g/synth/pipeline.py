@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mvt4g.camera.rig import ViewCameras
+from mvt4g.camera.trajectories import PRESET_NAMES, preset_trajectory
 from mvt4g.errors import InputError, OutputExistsError
 from mvt4g.io.atomic import check_output_path
 from mvt4g.memory import check_synth
@@ -45,6 +47,10 @@ class SynthSettings:
         crf: H.264 quality (lower is better).
         num_objects: objects per scene (None: 3-5 at random).
         threads: torch CPU threads while rendering (per worker process).
+        preset_views: extra views named after camera-trajectory presets (``arc-left``, ...):
+            cam01's first pose moved along the preset with its default settings, exactly as
+            ``mvt4g generate --traj NAME`` moves a reference camera, so a generated video has an
+            exact render to be compared with (held-out evaluation of presets).
     """
 
     views: int = 4
@@ -59,6 +65,7 @@ class SynthSettings:
     crf: int = 18
     num_objects: int | None = None
     threads: int = 1
+    preset_views: tuple[str, ...] = ()
 
     def validate(self) -> None:
         """Raise :class:`InputError` with one line for the first bad value."""
@@ -84,6 +91,14 @@ class SynthSettings:
             raise InputError(f"objects must be in 0..254, got {self.num_objects}")
         if self.threads < 1:
             raise InputError(f"threads must be >= 1, got {self.threads}")
+        known = PRESET_NAMES
+        for name in self.preset_views:
+            if name not in known:
+                raise InputError(f"unknown preset view {name!r} (choose from: {', '.join(known)})")
+        if len(set(self.preset_views)) != len(self.preset_views):
+            raise InputError("--preset-views names a preset twice")
+        if self.preset_views and self.frames < 2:
+            raise InputError("preset views need at least 2 frames")
 
 
 @contextlib.contextmanager
@@ -107,6 +122,7 @@ def build_scene(settings: SynthSettings, index: int) -> tuple[Scene, dict[str, V
     scene = sample_scene(scene_seq, views=settings.views, frames=settings.frames, height=settings.height,
                          width=settings.width, num_objects=settings.num_objects)  # fmt: skip
     scene.seed = settings.seed
+    add_preset_views(scene, settings.preset_views)
     with torch_threads(settings.threads):
         renders = render_scene(scene, supersample=settings.supersample)
         masks = np.stack([renders[v].masks for v in scene.views])
@@ -114,9 +130,25 @@ def build_scene(settings: SynthSettings, index: int) -> tuple[Scene, dict[str, V
     return scene, renders, tracks
 
 
+def add_preset_views(scene: Scene, presets: tuple[str, ...]) -> None:
+    """Add one view per preset: the reference view's first pose moved along the preset (see
+    :class:`SynthSettings`). Drawn after the scene, so the other views do not change."""
+    if not presets:
+        return
+    ref = scene.cameras[scene.views[0]]
+    for name in presets:
+        c2w = ref.c2w[0][None] @ preset_trajectory(name, scene.frames)
+        scene.cameras[name] = ViewCameras(ref.width, ref.height, ref.K[0], c2w)
+
+
 def scene_provenance(settings: SynthSettings, index: int) -> dict:
     """What ``meta.json``'s ``provenance`` records about the run that drew scene ``index``."""
-    return {"seed": settings.seed, "scene_index": index, "settings": asdict(settings)}
+    values = asdict(settings)
+    if not settings.preset_views:  # runs without preset views keep the provenance they always had
+        values.pop("preset_views")
+    else:
+        values["preset_views"] = list(settings.preset_views)
+    return {"seed": settings.seed, "scene_index": index, "settings": values}
 
 
 def provenance_mismatch(path: str | Path, settings: SynthSettings, index: int) -> str | None:

@@ -51,6 +51,13 @@ class BenchItem:
             (DyCheck covisibility), or ``None``.
         static_mask: bool ``[T, H, W]`` over the reference, True = static background (DAVIS
             annotations): the epipolar proxy uses only features there. ``None``: all pixels.
+        regions: named bool ``[T, H, W]`` masks over the ground truth scored by the
+            ``region_psnr`` metrics (``mvt4g.eval.covisibility.REGIONS``: moving objects, and
+            the parts covisible with the reference, static and moving), or ``None``.
+        first_scored_frame: pixel metrics (PSNR, SSIM, their masked and region variants, LPIPS)
+            score frames from this one on: a preset trajectory starts at the reference's own
+            first pose, so its frame 0 is the reference's frame 0 and only says the model can
+            copy (the copy baseline's PSNR there is infinite).
         fps: frame rate of the reference.
         target_source: where the target cameras come from, in words.
         notes: what the benchmark assumed or dropped for this item.
@@ -67,6 +74,8 @@ class BenchItem:
     ground_truth: np.ndarray | None = None
     masks: np.ndarray | None = None
     static_mask: np.ndarray | None = None
+    regions: dict[str, np.ndarray] | None = None
+    first_scored_frame: int = 0
     fps: float = 30.0
     target_source: str = ""
     notes: list[str] = field(default_factory=list)
@@ -123,6 +132,7 @@ class BenchItem:
             ground_truth=None if self.ground_truth is None else self.ground_truth[:frames],
             masks=None if self.masks is None else self.masks[:frames],
             static_mask=None if self.static_mask is None else self.static_mask[:frames],
+            regions=None if self.regions is None else {k: m[:frames] for k, m in self.regions.items()},
             notes=list(self.notes),
         )
         if size is None:
@@ -158,6 +168,7 @@ class BenchItem:
             ground_truth=frames_to(self.ground_truth),
             masks=mask_to(self.masks),
             static_mask=mask_to(self.static_mask),
+            regions=None if self.regions is None else {k: mask_to(m) for k, m in self.regions.items()},
             notes=notes,
         )
 

@@ -3,18 +3,25 @@
 Data: ``--data-root`` is a clip directory (``videos/``, ``cameras/``; ``mvt4g.io.clip``) or a
 folder of them. Each clip is a sequence; its reference is the view ``meta.json`` names as
 ``reference_view`` (``mvt4g synth`` writes ``cam01``), else the first view; every other view
-is a target named after it (``cam02``, ...). The target's rendered frames are the ground
-truth and its cameras, exact and in the reference's world, the target trajectory. No masks:
-every pixel of a render is valid. Synchronised views: object motion is the same in both at
-every instant, so the epipolar proxy needs no static mask.
+is a target named after it (``cam02``, ...; views that ``mvt4g synth --preset-views`` added
+are named after their preset, ``arc-left``, ...). The target's rendered frames are the ground
+truth and its cameras, exact and in the reference's world, the target trajectory. No masks
+for masked PSNR: every pixel of a render is valid. Where the clip has exact depth and object
+masks (``mvt4g synth`` writes both), each item carries the ``region_psnr`` regions
+(``mvt4g.eval.covisibility``): moving objects, and the target pixels covisible with the
+reference, split into static and moving. Synchronised views: object motion is the same in both
+at every instant, so the epipolar proxy needs no static mask.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from mvt4g.errors import InputError
 from mvt4g.eval.bench import BenchItem, Benchmark, select
+from mvt4g.eval.covisibility import covisible_mask, synthetic_regions
 from mvt4g.io.clip import Clip, read_clip
 
 
@@ -79,11 +86,24 @@ class SyntheticBench(Benchmark):
         n = clip.frames if max_frames is None else min(clip.frames, int(max_frames))
         reference = clip.read_video(ref_view)[:n]
         ref_cams = clip.cameras[ref_view].select_frames(range(n))
+        exact = clip.has_depth() and all((clip.root / "masks" / f"{v}.npz").is_file() for v in clip.views)
+        ref_depth = clip.read_depth(ref_view)[:n] if exact else None
         items = []
         for view in self.targets[sequence]:
+            tgt_cams = clip.cameras[view].select_frames(range(n))
+            regions = None
+            if exact:
+                covisible = covisible_mask(clip.read_depth(view)[:n], tgt_cams, ref_depth, ref_cams)
+                regions = synthetic_regions(clip.read_masks(view)[:n], covisible)
+            # A preset view starts at the reference's first pose: its frame 0 is the reference's frame 0.
+            starts_at_reference = bool(np.allclose(tgt_cams.c2w[0], ref_cams.c2w[0], atol=1e-9)
+                                       and np.allclose(tgt_cams.K[0], ref_cams.K[0]))  # fmt: skip
             items.append(BenchItem(
                 sequence=sequence, trajectory=view, reference=reference, reference_cameras=ref_cams,
-                target_cameras=clip.cameras[view].select_frames(range(n)), ground_truth=clip.read_video(view)[:n],
-                fps=clip.fps, target_source=f"clip view {view} (exact cameras)",
+                target_cameras=tgt_cams, ground_truth=clip.read_video(view)[:n], regions=regions,
+                first_scored_frame=1 if starts_at_reference else 0, fps=clip.fps,
+                target_source=f"clip view {view} (exact cameras)",
+                notes=["pixel metrics score frames 1.. (frame 0 is the reference's own first pose)"]
+                if starts_at_reference else [],
             ))  # fmt: skip
         return items
