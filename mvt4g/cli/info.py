@@ -55,6 +55,10 @@ def model_summary(*, preset: str | None = None, model_dir: Path | None = None) -
 
     config = config or read_config(model_dir)
     net = build_on_meta(config)
+    if model_dir is not None:  # a saved model's weights must be complete and match its config
+        from mvt4g.model.checkpoint import WEIGHTS_NAME, verify_safetensors_file
+
+        verify_safetensors_file(Path(model_dir) / WEIGHTS_NAME, {k: tuple(v.shape) for k, v in net.state_dict().items()})
     params = parameter_report(net).to_dict()
     scope = freeze_for_finetuning(net).to_dict()
     cfg = net.config

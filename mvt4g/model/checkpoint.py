@@ -104,13 +104,75 @@ def materialize_buffers(model: nn.Module, device: torch.device | str = "cpu") ->
         raise RuntimeError(f"buffers still on the meta device: {leftovers[:5]}")
 
 
-def load_state_dict_file(path: str | Path, *, device: str = "cpu") -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}  # fmt: skip
+
+
+def verify_safetensors_file(path: str | Path, expected: dict[str, tuple[int, ...]] | None = None) -> dict[str, list[int]]:
+    """Check a safetensors file without loading it; returns ``{name: shape}``.
+
+    The header must be complete JSON, every tensor's dtype known and its byte range exactly its
+    shape's size and inside the file (a truncated or empty file fails here). With ``expected``
+    (name -> shape) the names and shapes must match it exactly. Raises :class:`InputError`.
+    """
+    import json as _json
+    import math
 
     path = Path(path)
     if not path.is_file():
         raise InputError("weights file does not exist", path=path)
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError("weights file is empty", path=path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise InputError(f"not a safetensors file ({size} bytes, shorter than its header)", path=path)
+        n = int.from_bytes(head, "little")
+        if n <= 0 or 8 + n > size:
+            raise InputError(f"truncated or not a safetensors file (header of {n} bytes, file of {size})", path=path)
+        try:
+            header = _json.loads(f.read(n))
+        except (ValueError, UnicodeDecodeError):
+            raise InputError("not a safetensors file (its header is not JSON)", path=path) from None
+    if not isinstance(header, dict):
+        raise InputError("not a safetensors file (its header is not a JSON object)", path=path)
+    data_size = size - 8 - n
+    shapes: dict[str, list[int]] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = info["dtype"], [int(d) for d in info["shape"]], info["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"corrupt safetensors header at tensor {name!r}", path=path) from None
+        if dtype not in _DTYPE_BYTES:
+            raise InputError(f"tensor {name!r} has unknown dtype {dtype!r}", path=path)
+        if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= data_size):
+            raise InputError(f"truncated safetensors file: tensor {name!r} lies beyond its end ({size} bytes)", path=path)
+        if end - begin != math.prod(shape) * _DTYPE_BYTES[dtype]:
+            raise InputError(f"corrupt safetensors file: tensor {name!r} has {end - begin} bytes for shape {shape}", path=path)
+        shapes[name] = shape
+    if expected is not None:
+        missing = sorted(set(expected) - set(shapes))
+        extra = sorted(set(shapes) - set(expected))
+        if missing or extra:
+            parts = ([f"{len(missing)} missing (e.g. {missing[0]})"] if missing else []) + (
+                [f"{len(extra)} unexpected (e.g. {extra[0]})"] if extra else [])  # fmt: skip
+            raise InputError(f"weights do not match the model config: {', '.join(parts)}", path=path)
+        for name, shape in shapes.items():
+            if tuple(shape) != tuple(expected[name]):
+                raise InputError(f"weight {name} has shape {shape}, the config needs {list(expected[name])}", path=path)
+    return shapes
+
+
+def load_state_dict_file(path: str | Path, *, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors, verified first (:func:`verify_safetensors_file`)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    verify_safetensors_file(path)
     try:
         tensors = load_file(str(path), device=device)
     except (SafetensorError, OSError, ValueError) as exc:
