@@ -57,9 +57,11 @@ def log(out: Path, step: str) -> dict:
 
 
 def mtimes(out: Path) -> dict[str, int]:
-    """Modification times of every output except the per-run logs."""
+    """Modification times of every output except the per-run logs and the run lock (it holds the pid of its last user)."""
     return {
-        str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "logs" not in p.parts
+        str(p.relative_to(out)): p.stat().st_mtime_ns
+        for p in out.rglob("*")
+        if p.is_file() and "logs" not in p.parts and p.name != ".mvt4g.lock"
     }
 
 
