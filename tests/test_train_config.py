@@ -183,3 +183,11 @@ def test_model_overrides():
         resolve_model_config(apply_overrides(TrainConfig(), ["model.layer=7"]))
     with pytest.raises(ConfigError, match="4k\\+1"):
         resolve_model_config(apply_overrides(TrainConfig(), ["data.frames=10"]))
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_empty_config_is_refused(tmp_path, text):
+    path = tmp_path / "empty.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="empty.toml: config file is empty; leave out --config"):
+        load_config(path)

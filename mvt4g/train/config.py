@@ -296,6 +296,8 @@ def load_config(path: str | Path) -> TrainConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not a valid TOML file ({str(exc).splitlines()[0]})", path=path) from None
+    if not data:  # policy (README, "Conventions"): an empty file is a mistake, not "all defaults"
+        raise ConfigError("config file is empty; leave out --config to train on the defaults", path=path)
     return from_dict(data, source=path)
 
 
