@@ -120,19 +120,46 @@ def test_two_runs_and_resume_reproduce_the_straight_run(straight_run, synth, con
     assert done.code == 0 and done.json()["step"] == 6 and len(losses(out)) == 6
 
 
-def test_nan_loss_exits_1_and_keeps_the_last_checkpoint(synth, config_file, tmp_path, cli):
+def test_exploding_weights_exit_1_and_are_never_checkpointed(synth, config_file, tmp_path, cli):
     out = tmp_path / "nan"
-    # A learning rate of 1e30 really blows the weights up after the first update.
+    # A learning rate of 1e30 really blows the weights up after the first update: that state
+    # (finite, but weights ~1e30) must not become a "last good" checkpoint.
     result = cli(*train_args(config_file, synth, out, "--steps", "5", "--set", "optim.lr=1e30",
                              "--set", "train.checkpoint_every=1", "--set", "train.keep_last=3"))  # fmt: skip
     assert result.code == 1, result.stderr
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("mvt4g: error:")]
-    assert len(lines) == 1 and "is nan at step 2" in lines[0] or "is inf at step 2" in lines[0], result.stderr
-    assert "step_000001" in lines[0]
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000001"]
-    a = (out / "model" / "model.safetensors").read_bytes()
-    assert a == (out / "checkpoints" / "step_000001" / "model" / "model.safetensors").read_bytes()
+    assert len(lines) == 1 and "exploding" in lines[0] and "at step 1" in lines[0], result.stderr
+    assert "no checkpoint was written" in lines[0]
+    assert not (out / "checkpoints").exists() or list((out / "checkpoints").iterdir()) == []
+    assert not (out / "model").exists()
     assert result.stdout == ""
+
+
+def test_a_loss_spike_stops_the_run_and_names_the_last_good_checkpoint(synth, config_file, tmp_path, cli, monkeypatch):
+    import mvt4g.train.trainer as trainer
+
+    # any loss above 1e-9 x the median of 2 earlier steps is a "spike": step 3 stops the run
+    monkeypatch.setattr(trainer, "SPIKE_FACTOR", 1e-9)
+    monkeypatch.setattr(trainer, "SPIKE_MIN_STEPS", 2)
+    out = tmp_path / "spike"
+    result = cli(*train_args(config_file, synth, out, "--steps", "5", "--set", "train.checkpoint_every=1",
+                             "--set", "train.keep_last=3"))  # fmt: skip
+    assert result.code == 1, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("mvt4g: error:")]
+    assert len(lines) == 1 and "loss spiked to" in lines[0] and "at step 3" in lines[0], result.stderr
+    assert "the last good checkpoint is" in lines[0] and "step_000002" in lines[0]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000001", "step_000002"]
+
+
+def test_spike_guard_and_largest_weight():
+    from mvt4g.train.trainer import SpikeGuard, largest_weight
+
+    guard = SpikeGuard(factor=100, window=5, min_steps=3)
+    assert [guard.check(x) for x in (1.0, 2.0, 1.5)] == [None, None, None]
+    assert guard.check(140.0) is None  # 140 < 100 x median 1.5
+    assert "spiked to 1000" in guard.check(1000.0)
+    assert largest_weight([torch.tensor([1.0, -3.0]), torch.tensor([7], dtype=torch.int64)]) == 3.0
+    assert largest_weight([torch.tensor([1.0, float("inf")])]) != largest_weight([torch.tensor([1.0])])
 
 
 def test_plucker_only_trains_without_tracks(synth, config_file, tmp_path, cli):

@@ -35,7 +35,7 @@ from mvt4g.errors import ConfigError, InputError, OutputExistsError, WorkFailed
 from mvt4g.io.atomic import check_output_location, write_text_atomic
 from mvt4g.io.lock import DirectoryLock, is_lock_file
 from mvt4g.train import builders
-from mvt4g.train.checkpointing import Checkpointer, tensors_finite
+from mvt4g.train.checkpointing import Checkpointer
 from mvt4g.train.config import TrainConfig, diff_keys, load_config, to_toml
 from mvt4g.train.distributed import (
     DistContext,
@@ -218,6 +218,46 @@ class Trainer:
         return result
 
 
+# Divergence guard beyond NaN/inf: a loss above SPIKE_FACTOR x the median of the last
+# SPIKE_WINDOW steps (once SPIKE_MIN_STEPS are seen), or a weight above WEIGHT_LIMIT in
+# magnitude, stops the run without saving (a checkpoint is never written after one).
+SPIKE_FACTOR = 100.0
+SPIKE_WINDOW = 50
+SPIKE_MIN_STEPS = 10
+WEIGHT_LIMIT = 1e6
+
+
+class SpikeGuard:
+    """The running median of recent losses; :meth:`check` returns a message for a spike."""
+
+    def __init__(self, factor: float = SPIKE_FACTOR, window: int = SPIKE_WINDOW, min_steps: int = SPIKE_MIN_STEPS):
+        from collections import deque
+
+        self.factor, self.min_steps = factor, min_steps
+        self.recent: deque[float] = deque(maxlen=window)
+
+    def check(self, loss: float) -> str | None:
+        import statistics
+
+        if len(self.recent) >= self.min_steps:
+            median = statistics.median(self.recent)
+            if loss > self.factor * median:
+                return f"loss spiked to {loss:.4g} ({loss / median if median > 0 else float('inf'):.0f}x the median {median:.4g} of the last {len(self.recent)} steps)"
+        self.recent.append(loss)
+        return None
+
+
+def largest_weight(tensors) -> float:
+    """The largest magnitude over every floating tensor (inf/nan when one is not finite)."""
+    worst = 0.0
+    for t in tensors:
+        if t.is_floating_point() and t.numel():
+            if not bool(torch.isfinite(t).all()):
+                return float("nan")
+            worst = max(worst, float(t.abs().max()))
+    return worst
+
+
 class _Loop:
     """The step loop of one run (state shared by the step, checkpoint and stop logic)."""
 
@@ -228,6 +268,7 @@ class _Loop:
         self.model_config, self.dataset, self.parallel = model_config, dataset, parallel
         self.params = [p for p in module.parameters() if p.requires_grad]
         self.last_saved: int | None = None
+        self.spikes = SpikeGuard(SPIKE_FACTOR, SPIKE_WINDOW, SPIKE_MIN_STEPS)
 
     def _loader(self, start_step: int):
         from torch.utils.data import DataLoader
@@ -254,6 +295,9 @@ class _Loop:
         with StopFlag() as stop:
             for step in range(start_step, t.steps):
                 record = self._step(step, batches)
+                spike = self.spikes.check(record["loss"])  # the same on every process (all-reduced losses)
+                if spike:
+                    raise WorkFailed(self._nan_message(step, "the loss", record["loss"], what_happened=spike))
                 done = step + 1
                 result.step, result.samples = done, done * t.batch_size
                 result.final = {k: record[k] for k in LOSS_KEYS}
@@ -304,18 +348,21 @@ class _Loop:
             record["max_memory_gb"] = torch.cuda.max_memory_allocated(ctx.device) / 2**30
         return record
 
-    def _nan_message(self, step: int, what: str, value: float) -> str:
+    def _nan_message(self, step: int, what: str, value: float, what_happened: str | None = None) -> str:
         latest = self.checkpointer.latest_valid()
         kept = f"the last good checkpoint is {latest[0]}" if latest else "no checkpoint was written"
-        return (f"{what} is {value} at step {step + 1}; stopped without saving ({kept}); lower optim.lr, raise "
+        happened = what_happened or f"{what} is {value}"
+        return (f"{happened} at step {step + 1}; stopped without saving ({kept}); lower optim.lr, raise "
                 f"optim.warmup_steps or check the data")  # fmt: skip
 
     def _checkpoint(self, step: int, record: dict, result: TrainResult) -> None:
         if self.last_saved == step:
             return
         local = [p.to_local() if hasattr(p, "to_local") else p for p in self.params]
-        if any_process(not tensors_finite(p.detach() for p in local), self.ctx):
-            raise WorkFailed(self._nan_message(step - 1, "a weight", float("nan")))
+        worst = largest_weight(p.detach() for p in local)
+        if any_process(not worst <= WEIGHT_LIMIT, self.ctx):  # NaN fails the comparison too
+            raise WorkFailed(self._nan_message(step - 1, "a weight", worst, what_happened=(
+                f"a weight is {worst:.4g} (exploding: above {WEIGHT_LIMIT:g})" if worst == worst else None)))
         path = self.checkpointer.save(
             step, self.module, self.optimizer, self.scheduler, model_config=self.model_config,
             config_dict=self.cfg.to_dict(), samples=step * self.cfg.train.batch_size,
