@@ -83,8 +83,8 @@ class SynthSettings:
             raise InputError(f"object fraction must be in [0, 1], got {self.object_fraction}")
         if not 1 <= self.supersample <= 8:
             raise InputError(f"supersample must be in 1..8, got {self.supersample}")
-        if not self.fps > 0:
-            raise InputError(f"fps must be > 0, got {self.fps}")
+        if not 0 < self.fps < float("inf"):
+            raise InputError(f"fps must be a positive finite number, got {self.fps}")
         if not 0 <= self.crf <= 51:
             raise InputError(f"crf must be in 0..51, got {self.crf}")
         if self.num_objects is not None and not 0 <= self.num_objects <= 254:
