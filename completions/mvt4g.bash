@@ -11,7 +11,7 @@ _mvt4g() {
     case "$path" in
         "mvt4g") subs="demo synth tracks plucker traj train generate eval analyze info convert" flags="--version --debug --quiet --help" valopts="" pos="" ;;
         "mvt4g demo") subs="" flags="--overwrite --json --help" valopts="--out --budget-minutes --real-video --preset --size --frames --train-scenes --heldout-scenes --sample-steps --seed --threads" pos="" ;;
-        "mvt4g synth") subs="" flags="--skip-existing --overwrite --json --help" valopts="--out --scenes --views --frames --size --seed --points --workers --threads --supersample --objects --fps" pos="" ;;
+        "mvt4g synth") subs="" flags="--skip-existing --overwrite --json --help" valopts="--out --scenes --views --frames --size --seed --points --workers --threads --supersample --objects --fps --preset-views" pos="" ;;
         "mvt4g tracks") subs="compute score show" flags="--help" valopts="" pos="" ;;
         "mvt4g tracks compute") subs="" flags="--overwrite --json --help" valopts="--method --tracker --grid --queries --query-frames --query-views --queries-from --seed --depth-tol --out" pos="" ;;
         "mvt4g tracks score") subs="" flags="--json --help" valopts="--mode" pos="" ;;

@@ -56,6 +56,7 @@ complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g synth"' -l threads -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g synth"' -l supersample -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g synth"' -l objects -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g synth"' -l fps -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g synth"' -l preset-views -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g synth"' -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g tracks"' -a 'compute' -d 'Compute multi-view tracks for clips and write them as tracks.npz.'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g tracks"' -a 'score' -d 'TAP-Vid metrics of PRED against GT: delta_avg, average Jaccard, occlusion...'

@@ -33,7 +33,7 @@ from mvt4g.analysis.inputs import ClipSource, PairData, choose_pairs, load_pair,
 from mvt4g.analysis.taps import LayerTaps, parse_layers
 from mvt4g.errors import InputError
 from mvt4g.model.config import ModelConfig
-from mvt4g.sample.model_dir import resolve_model_dir
+from mvt4g.model.lookup import resolve_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -143,7 +143,7 @@ def plan_analysis(model: str | Path, clips: list[str | Path], settings: Analysis
     settings.validate()
     if not clips:
         raise InputError("give at least one clip directory")
-    model_dir = resolve_model_dir(model)
+    model_dir = resolve_model(model)
     config = read_config(model_dir)
     layers = parse_layers(settings.layers, config.backbone.num_layers)
     if settings.heads != "mean" and not 0 <= int(settings.heads) < config.backbone.num_attention_heads:

@@ -27,7 +27,11 @@ def generate(
     references: Annotated[
         list[Path], typer.Argument(metavar="REF...", help="Reference videos: mp4 files or DAVIS-style frame folders.")
     ],
-    model: Annotated[Path, typer.Option("--model", "-m", help="A training run directory or a saved model directory.")],
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="A shipped model (mvtrack4gen: the default, base; `mvt4g info --model NAME` "
+                     "shows its model card), a training run directory or a saved model directory."),
+    ] = "mvtrack4gen",
     traj: Annotated[
         list[str] | None,
         typer.Option(
@@ -60,7 +64,9 @@ def generate(
     shift: Annotated[float, typer.Option(help="Timestep shift of the sigma grid (ReCamMaster: 5).")] = 5.0,
     sampler: Annotated[SamplerName, typer.Option(help="euler (ReCamMaster's) or unipc (diffusers' UniPC).")] = SamplerName.euler,
     seed: Annotated[int, typer.Option(help="Noise seed (the same noise on CPU and GPU).")] = 0,
-    frames: Annotated[int, typer.Option(help="Output frames, 4k+1 (ReCamMaster: 81 = 21 latent frames).")] = 81,
+    frames: Annotated[
+        int | None, typer.Option(help="Output frames, 4k+1. Default: the model's (ReCamMaster's preset: 81 = 21 latent frames).")
+    ] = None,
     size: Annotated[
         str | None, typer.Option(help="Output HxW, multiples of the model's stride. Default: the model's (config video).")
     ] = None,
@@ -105,7 +111,13 @@ def generate(
     (views: reference, generated) and a `.tracks.mp4` overlay. The model is loaded once for
     all items; a failed item is reported and the others still run (exit 1 or 2 at the end).
 
+    Without `--model` the shipped MVTrack4Gen model is used (a small DiT trained on synthetic
+    scenes at 32x32, 9 frames: a demonstration of the method on a CPU, not the paper's model;
+    `mvt4g info --model mvtrack4gen` shows its card). Frames and size default to the model's.
+
     Examples:
+
+        mvt4g generate bear.mp4 --traj arc-left
 
         mvt4g generate bear.mp4 --traj arc-left --model runs/tiny --steps 4
 
@@ -136,14 +148,14 @@ def generate(
             raise InputError(f"--track-timestep must be in [0, 1000], got {track_timestep:g}")
 
     from mvt4g.model.checkpoint import read_config
-    from mvt4g.sample.model_dir import resolve_model_dir
+    from mvt4g.model.lookup import resolve_model
     from mvt4g.sample.pipeline import check_video_shape, resolve_device, resolve_dtype
     from mvt4g.sample.sampler import SamplingSettings
 
     settings = SamplingSettings(steps=steps, shift=shift, sampler=sampler.value, guidance=guidance)
-    model_dir = resolve_model_dir(model)
+    model_dir = resolve_model(model)
     config = read_config(model_dir)
-    n_frames = frames
+    n_frames = frames or config.video.frames
     height, width = height_width or (config.video.height, config.video.width)
     check_video_shape(config, n_frames, height, width)
     torch_device = resolve_device(device)

@@ -16,8 +16,9 @@ def info(
         typer.Option("--preset", "-p", help="Preset name: tiny, small, tiny-wanvae, wan2.1-1.3b."),
     ] = None,
     model: Annotated[
-        Path | None,
-        typer.Option("--model", "-m", help="A saved model directory (config.json + model.safetensors)."),
+        str | None,
+        typer.Option("--model", "-m", help="A shipped model (mvtrack4gen, base: also prints its model card), "
+                     "a saved model directory (config.json + model.safetensors) or a training run directory."),
     ] = None,
     json_out: common.JsonOpt = False,
 ) -> None:
@@ -32,16 +33,27 @@ def info(
         mvt4g info --preset tiny
 
         mvt4g info --preset wan2.1-1.3b --json
+
+        mvt4g info --model mvtrack4gen
     """
     from mvt4g.errors import InputError
+    from mvt4g.model.lookup import SHIPPED, resolve_model, shipped_card, shipped_dir
 
     if (preset is None) == (model is None):
         raise InputError("give exactly one of --preset NAME or --model DIR")
-    summary = model_summary(preset=preset, model_dir=model)
+    model_dir = resolve_model(model) if model is not None else None
+    summary = model_summary(preset=preset, model_dir=model_dir)
+    if model in SHIPPED:
+        summary["shipped"] = model
+        summary["card"] = shipped_card(model)
     if json_out:
         common.emit_json(summary)
         return
     _print_summary(summary)
+    if model in SHIPPED:
+        card = shipped_dir(model) / "MODEL_CARD.md"
+        common.info(f"\nmodel card ({card}):\n")
+        typer.echo(card.read_text(), err=True)
 
 
 def model_summary(*, preset: str | None = None, model_dir: Path | None = None) -> dict[str, Any]:

@@ -179,11 +179,11 @@ class ModelSource:
     def __init__(self, model: str | Path, *, frames: int | None, size: tuple[int, int] | None, steps: int = 50,
                  seed: int = 0, device: str = "auto", save_dir: Path | None = None, overwrite: bool = False):  # fmt: skip
         from mvt4g.model.checkpoint import read_config
-        from mvt4g.sample.model_dir import resolve_model_dir
+        from mvt4g.model.lookup import resolve_model
         from mvt4g.sample.pipeline import check_video_shape
         from mvt4g.sample.sampler import SamplingSettings
 
-        self.model_dir = resolve_model_dir(model)
+        self.model_dir = resolve_model(model)
         config = read_config(self.model_dir)
         self.frames = frames or config.video.frames
         self.size = size or (config.video.height, config.video.width)

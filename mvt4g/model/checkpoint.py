@@ -213,6 +213,8 @@ def from_pretrained(directory: str | Path, *, device: str | torch.device = "cpu"
     materialize_buffers(model, device)
     # The processors hold no tensors, but re-install them in case a caller swapped any.
     model.backbone.install_processors()
+    if dtype is None and any(t.dtype == torch.float16 for t in state.values()):
+        dtype = torch.float32  # float16 is a storage format (the shipped models): compute in float32
     if dtype is not None:
         model.to(dtype)
     return model

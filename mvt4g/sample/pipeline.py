@@ -37,7 +37,7 @@ from mvt4g.io.frames import latent_frame_indices
 from mvt4g.memory import check_video
 from mvt4g.model.checkpoint import from_pretrained, load_autoencoder, read_config
 from mvt4g.model.conditioning import pair_camera_pose, pair_plucker
-from mvt4g.sample.model_dir import resolve_model_dir
+from mvt4g.model.lookup import resolve_model
 from mvt4g.sample.queries import (
     check_queries,
     latent_tracks_to_video,
@@ -112,7 +112,7 @@ class GeneratePipeline:
 
         self.import_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        model_dir = resolve_model_dir(model)
+        model_dir = resolve_model(model)
         config = read_config(model_dir)
         device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)

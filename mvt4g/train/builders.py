@@ -22,6 +22,10 @@ _PATH_KEYS = ("model.init", "model.autoencoder_path", "model.text_encoder_path",
 def absolutize_paths(cfg: TrainConfig) -> TrainConfig:
     """Make every path in ``cfg`` absolute (the run's ``config.toml`` must not depend on the CWD)."""
     cfg.data.paths = [str(Path(p).expanduser().resolve()) for p in cfg.data.paths]
+    if cfg.model.init:  # a shipped model's name or a run directory -> its model directory (weights checked)
+        from mvt4g.model.lookup import resolve_model
+
+        cfg.model.init = str(resolve_model(cfg.model.init))
     for key in _PATH_KEYS:
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)

@@ -1,0 +1,34 @@
+"""synth --preset-views: cam01 moved along presets exactly as generate moves a reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mvt4g.camera.trajectories import preset_trajectory
+from mvt4g.errors import InputError
+from mvt4g.synth.pipeline import SynthSettings, build_scene, scene_provenance
+
+
+def test_preset_views_follow_the_preset_from_cam01s_first_pose():
+    plain = SynthSettings(views=2, frames=5, height=16, width=16, points=16, seed=3)
+    with_presets = SynthSettings(views=2, frames=5, height=16, width=16, points=16, seed=3, preset_views=("arc-left", "zoom-in"))
+    scene, renders, _ = build_scene(with_presets, 0)
+    base, _, _ = build_scene(plain, 0)
+    assert scene.views == ["cam01", "cam02", "arc-left", "zoom-in"]
+    np.testing.assert_array_equal(scene.cameras["cam02"].c2w, base.cameras["cam02"].c2w)  # other views unchanged
+    ref = scene.cameras["cam01"].c2w[0]
+    for name in ("arc-left", "zoom-in"):
+        want = np.einsum("ij,tjk->tik", ref, preset_trajectory(name, 5))
+        np.testing.assert_allclose(scene.cameras[name].c2w, want, atol=1e-12)
+        assert renders[name].rgb.shape == (5, 16, 16, 3)
+    np.testing.assert_array_equal(renders["arc-left"].rgb[0], renders["cam01"].rgb[0])
+
+
+def test_provenance_of_runs_without_presets_is_unchanged_and_bad_names_are_refused():
+    assert "preset_views" not in scene_provenance(SynthSettings(), 0)["settings"]
+    assert scene_provenance(SynthSettings(preset_views=("zoom-in",)), 0)["settings"]["preset_views"] == ["zoom-in"]
+    with pytest.raises(InputError, match="unknown preset view 'arc-lef'"):
+        SynthSettings(preset_views=("arc-lef",)).validate()
+    with pytest.raises(InputError, match="twice"):
+        SynthSettings(preset_views=("zoom-in", "zoom-in")).validate()
