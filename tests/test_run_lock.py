@@ -114,3 +114,19 @@ def test_a_second_demo_on_one_folder_is_refused(cli, holder):
     result = cli("demo", "--out", run, "--budget-minutes", "1")
     assert_one_line_error(result, f"demo folder is in use by pid {proc.pid}")
     assert [p.name for p in run.iterdir()] == [LOCK_NAME]
+
+
+def test_resume_refuses_an_edited_config_toml(cli, tmp_path_factory, tmp_path):
+    data = synth_clips(tmp_path_factory)
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    run = tmp_path / "run"
+    assert cli("train", "--config", config, "--data", data, "--out", run, "--steps", "1").code == 0
+    saved = run / "config.toml"
+    # a resume that changes only what a resume may change (--steps) is fine, and re-stamps the file
+    assert cli("train", "--data", data, "--out", run, "--steps", "2", "--resume").code == 0, "resume failed"
+    saved.write_text(saved.read_text().replace("lr = 0.001", "lr = 0.5"))
+    before = sorted(p.name for p in run.rglob("*"))
+    result = cli("train", "--data", data, "--out", run, "--steps", "3", "--resume")
+    assert_one_line_error(result, "config.toml was edited after the run wrote it")
+    assert sorted(p.name for p in run.rglob("*")) == before

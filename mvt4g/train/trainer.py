@@ -23,6 +23,7 @@ Resume: a run directory with ``config.toml`` is continued from its latest valid 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import signal
 import time
 from dataclasses import dataclass, field
@@ -104,6 +105,9 @@ class StopFlag:
             signal.signal(sig, handler)
 
 
+CONFIG_HASH_NAME = "config.sha256"  # what config.toml held when the run wrote it: --resume refuses an edited one
+
+
 def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
     """Refuse a used run directory without ``--resume``, or a resume with another config."""
     saved = run_dir / "config.toml"
@@ -112,6 +116,11 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
             raise OutputExistsError("run directory exists and is not empty (pass --resume to continue it, or choose "
                                     "another --out)", path=run_dir)  # fmt: skip
     elif saved.is_file():
+        stamp = run_dir / CONFIG_HASH_NAME
+        if stamp.is_file() and stamp.read_text().strip() != hashlib.sha256(saved.read_bytes()).hexdigest():
+            raise ConfigError("cannot resume: config.toml was edited after the run wrote it (a resume takes its "
+                              "changes from --config/--set, see RESUMABLE_KEYS); restore it or use another --out",
+                              path=saved)  # fmt: skip
         try:
             previous = load_config(saved)
         except ConfigError as exc:
@@ -128,7 +137,10 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
 
 def write_run_config(cfg: TrainConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.toml", to_toml(cfg))
+    text = to_toml(cfg)
+    write_text_atomic(run_dir / "config.toml", text)
+    written = hashlib.sha256((run_dir / "config.toml").read_bytes()).hexdigest()
+    write_text_atomic(run_dir / CONFIG_HASH_NAME, written + "\n")
 
 
 class Trainer:
