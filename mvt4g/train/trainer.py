@@ -140,7 +140,9 @@ def write_run_config(cfg: TrainConfig, run_dir: Path) -> None:
     text = to_toml(cfg)
     write_text_atomic(run_dir / "config.toml", text)
     written = hashlib.sha256((run_dir / "config.toml").read_bytes()).hexdigest()
-    write_text_atomic(run_dir / CONFIG_HASH_NAME, written + "\n")
+    stamp = run_dir / CONFIG_HASH_NAME
+    if not stamp.is_file() or stamp.read_text().strip() != written:  # unchanged: left as it is
+        write_text_atomic(stamp, written + "\n")
 
 
 class Trainer:
