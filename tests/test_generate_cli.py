@@ -48,8 +48,9 @@ def _listing(root: Path) -> list[str]:
 
 
 def test_readme_command_on_a_real_video(model_dir, tmp_path):
-    """Done-when: the README's command writes a playable 81-frame mp4 (the default length) at the
-    model's size (the tiny preset's 32x32), with its trajectory and metadata, in ./bear/."""
+    """Done-when: the README's command writes a playable mp4 of the model's length and size (the
+    tiny preset's 17 frames at 32x32: both default to the model's), with its trajectory and
+    metadata, in ./bear/."""
     if not BEAR.is_file():
         pytest.skip("../shared/data/real/bear.mp4 is not available")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -61,16 +62,16 @@ def test_readme_command_on_a_real_video(model_dir, tmp_path):
     video = tmp_path / "bear" / "arc-left.mp4"
     assert report["items"][0]["outputs"]["video"] == "bear/arc-left.mp4" and report["failed"] == 0
     info = probe_video(video)
-    assert (info.frames, info.height, info.width, info.fps) == (81, 32, 32, 30.0)
-    assert read_video(video).frames.shape == (81, 32, 32, 3)  # decodes fully
+    assert (info.frames, info.height, info.width, info.fps) == (17, 32, 32, 30.0)
+    assert read_video(video).frames.shape == (17, 32, 32, 3)  # decodes fully
     traj = json.loads((tmp_path / "bear" / "arc-left.trajectory.json").read_text())
-    assert traj["frames"] == 81 and traj["name"] == "arc-left"
+    assert traj["frames"] == 17 and traj["name"] == "arc-left"
     meta = json.loads((tmp_path / "bear" / "arc-left.meta.json").read_text())
-    assert meta["reference"]["frames"]["message"] == "trimmed 82 -> 81 frames (kept the first 81)"
+    assert meta["reference"]["frames"]["message"] == "trimmed 82 -> 17 frames (kept the first 17)"
     assert meta["sampling"]["steps"] == 4 and meta["sampling"]["sampler"] == "euler" and meta["sampling"]["seed"] == 0
     assert meta["model"]["name"] == "tiny" and set(meta["versions"]) >= {"mvt4g", "torch", "diffusers"}
     assert meta["guidance"]["applied"] is False
-    assert "trimmed 82 -> 81" in proc.stderr
+    assert "trimmed 82 -> 17" in proc.stderr
 
 
 def test_requested_size_and_out_names_one_file(cli, model_dir, ref_video, tmp_path):
@@ -176,7 +177,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, model_dir, ref_vid
     check([*base, "--traj", "arc-left", "--size", "30x32"], "not divisible by the model's stride 4")
     check([*base, "--traj", "arc-left", "--frames", "16"], "4k+1")
     check([*base, "--traj", "arc-left", "--frames", "25"], "reference too short", "walk.mp4")
-    check(["generate", ref_video, "--traj", "arc-left", "--model", model_dir, "--out-dir", out], "fewer than the 81 requested")
+    check(["generate", ref_video, "--traj", "arc-left", "--model", model_dir, "--out-dir", out, "--frames", "81"],
+          "fewer than the 81 requested")  # fmt: skip
+    check([*base, "--traj", "arc-left", "--frames", "0"], "frames")
     fake = tmp_path / "fake.mp4"
     fake.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
     check(["generate", ref_video, fake, "--traj", "arc-left", "--model", model_dir, "--out-dir", out, "--frames", "17"],

@@ -39,7 +39,7 @@ def test_info_human_output_goes_to_stderr(cli):
 def test_info_bad_input(cli, tmp_path):
     assert_one_line_error(cli("info", "--preset", "huge"), "unknown preset 'huge'")
     assert_one_line_error(cli("info"), "exactly one")
-    assert_one_line_error(cli("info", "--model", tmp_path / "nope"), "does not exist")
+    assert_one_line_error(cli("info", "--model", tmp_path / "nope"), "no such model or run directory")
 
 
 def test_convert_recammaster_end_to_end(cli, tmp_path):

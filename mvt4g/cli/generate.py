@@ -155,7 +155,7 @@ def generate(
     settings = SamplingSettings(steps=steps, shift=shift, sampler=sampler.value, guidance=guidance)
     model_dir = resolve_model(model)
     config = read_config(model_dir)
-    n_frames = frames or config.video.frames
+    n_frames = config.video.frames if frames is None else frames
     height, width = height_width or (config.video.height, config.video.width)
     check_video_shape(config, n_frames, height, width)
     torch_device = resolve_device(device)
