@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     hist = loss_plot(args.run, args.out)
     samples_plot(kept, args.out)
     cfg_text = (args.run / "config.toml").read_text()
-    import tomllib
+    from mvt4g.train.config import tomllib  # tomli on Python 3.10
 
     cfg = tomllib.loads(cfg_text)
     wall = sum(h.get("step_s", 0.0) for h in hist) * cfg["train"]["log_every"] / 60  # logged steps sample the run
