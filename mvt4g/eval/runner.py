@@ -136,7 +136,9 @@ class FolderSource:
             else:
                 self.missing.append(key)
         wanted = {p.resolve() for p in self.paths.values()}
-        files = sorted(p for p in self.root.rglob("*.mp4") if p.is_file() and not p.name.endswith(COMPANION_SUFFIXES))
+        # Hidden names are skipped: a writer's temporary (.cam02.….tmp.mp4, left by kill -9) is no result.
+        files = sorted(p for p in self.root.rglob("*.mp4") if p.is_file() and not p.name.endswith(COMPANION_SUFFIXES)
+                       and not any(part.startswith(".") for part in p.relative_to(self.root).parts))  # fmt: skip
         self.extra = [str(p) for p in files if p.resolve() not in wanted]
 
     def describe(self) -> dict:

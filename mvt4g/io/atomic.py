@@ -1,12 +1,25 @@
 """Atomic output: write to a temporary sibling, then rename, so a failed or interrupted run
-leaves no half-written file (ARCHITECTURE.md, "Contracts")."""
+leaves no half-written file (ARCHITECTURE.md, "Contracts").
+
+Temporary names are hidden and say whose they are: ``.NAME.HOST-PID-RANDOM.tmp.EXT`` for a
+file, ``.NAME.HOST-PID-RANDOM.tmp/NAME/`` for a folder (the extra level keeps a half-written
+clip folder from looking like a clip to anything that scans a dataset folder). An exception
+(SIGINT, SIGTERM: see the CLI) removes them; only kill -9 or a power cut leaves one behind.
+Readers skip hidden names, and the next write of the same output removes the leftovers of
+dead processes of this host (:func:`remove_stale_temps`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import glob
+import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +77,61 @@ def check_output_path(path: str | Path, *, overwrite: bool = False, is_dir: bool
     return path
 
 
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[a-z0-9_]+\.tmp(?P<ext>\.[^.]*)?$")
+
+
+@functools.cache
+def _host() -> str:
+    # A hash, not the name: short, and safe in a file name whatever the host is called.
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def _temp_prefix(name: str) -> str:
+    return f".{name}.{_host()}-{os.getpid()}-"
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the name of a temporary file or folder of :func:`atomic_path` / :func:`atomic_dir`."""
+    return _TEMP.match(name) is not None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Remove the temporaries of ``path`` that a killed process left; returns them.
+
+    Only those made on this host by a process that no longer runs: a live writer's are its
+    own, and a pid from another host (a shared file system) says nothing here.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    for leftover in path.parent.glob(f".{glob.escape(path.stem)}*.tmp*"):  # path.stem starts both kinds of name
+        name = leftover.name
+        m = _TEMP.match(name)
+        if not m or m["host"] != _host() or _pid_alive(int(m["pid"])):
+            continue
+        if (m["name"], m["ext"] or "") not in ((path.stem, path.suffix), (path.name, "")):
+            continue  # another output's whose name starts the same way
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
@@ -73,7 +141,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     make_parents(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.stem), suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
@@ -87,21 +156,24 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory next to ``path``; on success it replaces ``path``."""
+    """Yield a temporary directory (``.NAME.….tmp/NAME``, see the module docstring) next to
+    ``path``; on success it replaces ``path``."""
     path = Path(path)
     make_parents(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+    remove_stale_temps(path)
+    outer = Path(tempfile.mkdtemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=path.parent))
+    tmp = outer / path.name
     try:
+        tmp.mkdir(mode=0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the usual permissions
+        os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
         if path.exists():
             if not overwrite:
                 raise OutputExistsError("output exists (pass --overwrite to replace it)", path=path)
             shutil.rmtree(path)
         os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    finally:
+        shutil.rmtree(outer, ignore_errors=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

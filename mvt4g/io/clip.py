@@ -162,7 +162,9 @@ def list_videos(root: Path) -> dict[str, Path]:
     folder = root / "videos"
     if not folder.is_dir():
         raise InputError("clip has no videos/ folder", path=root)
-    videos = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()}
+    # Hidden names are not views: a writer's temporary (.cam01.….tmp.mp4, left by kill -9) is one.
+    videos = {p.stem: p for p in sorted(folder.iterdir())
+              if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file() and not p.name.startswith(".")}  # fmt: skip
     if not videos:
         raise InputError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in videos/", path=root)
     return videos
