@@ -6,8 +6,12 @@ Every error a user can cause becomes one line on stderr and exit code 2; a faile
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 from typing import Annotated, Optional
 
 import click
@@ -125,8 +129,48 @@ def _error_line(message: str) -> None:
     sys.stderr.write(f"mvt4g: error: {message}\n")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, as Ctrl-C raises KeyboardInterrupt."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[list[int]]:
+    """Make SIGTERM an exception for the command's duration.
+
+    Python's default for SIGTERM ends the process on the spot, like kill -9: temporary files
+    stay and locks are dropped unreleased. As an exception, every ``with`` and ``finally``
+    runs (temporaries removed, half-written items deleted) and the exit code is 143. `train`
+    puts its own handler (checkpoint, then stop) in place while it runs. Yields a list that
+    gets the signal number once SIGTERM arrived (typer turns the exception into a bare
+    ``Exit(130)``, so the exit code alone cannot tell).
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def raise_terminated(signum, frame):
+        received.append(signum)
+        raise _Terminated()
+
+    old = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
+    with _sigterm_raises() as sigterm:
+        code = _main(argv)
+    if sigterm and code == 130:  # the command ended by the SIGTERM exception
+        _error_line("stopped by SIGTERM")
+        return 143
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     # Each call starts from the environment's defaults (main() also runs in-process in tests).
     common.STATE.debug = common.debug_from_env()
     common.STATE.quiet = False
