@@ -62,9 +62,12 @@ def test_analyze_writes_report_and_pictures(setup, cli, tmp_path):
         # Min-max normalised harmonic mean: its cells reach neither above 1 nor all zero by accident.
         assert np.nanmax(entry["harmonic_mean"]) <= 1.0
     best = report["best_layer"]
-    assert best["layer"] in (0, 1, 2) and best["type"] == "cross_view"
+    assert best["candidate"] in (0, 1, 2) and best["type"] == "cross_view"
+    assert best["layer"] in (None, best["candidate"])
+    assert best["verdict"] == ("no layer stands out" if best["layer"] is None else f"layer {best['layer']} stands out")
+    assert 0 < best["chance_pck"] < 0.1 and [r["layer"] for r in best["cross_view_pck_by_layer"]] == [0, 1, 2]
     assert best["best_timestep"] in report["timesteps"]
-    assert report["visualize"]["layer"] == best["layer"] and report["visualize"]["latent_frame"] == 2
+    assert report["visualize"]["layer"] == best["candidate"] and report["visualize"]["latent_frame"] == 2
     for key in ("heatmaps", "scores", "query_attention"):
         path = out / f"{key}.png"
         assert path.read_bytes()[:8] == PNG_MAGIC
@@ -79,7 +82,7 @@ def test_analyze_writes_report_and_pictures(setup, cli, tmp_path):
     assert_one_line_error(refused, "exists")
     again = cli("analyze", "--model", run / "model", clip, "--timesteps", "1", "--layers", "1", "--out", out, "--overwrite")
     assert again.code == 0, again.stderr
-    assert "best layer: 1" in again.stderr
+    assert "stands out (cross-view)" in " ".join(again.stderr.split())
     assert json.loads((out / "analysis.json").read_text())["layers"] == [1]
     assert not (out / "query_attention.png").exists()
 

@@ -13,6 +13,7 @@ from torch.utils._pytree import tree_flatten
 from mvt4g.analysis.correspondence import (
     CORRESPONDENCE_TYPES,
     MetricSums,
+    TypeSums,
     auto_chunk,
     correspondence_sums,
     default_delta_px,
@@ -62,7 +63,8 @@ def naive_sums(q, k, tracks, visible, delta):
         t = t % hw
         return np.array([(t % w + 0.5) * STRIDE, (t // w + 0.5) * STRIDE])
 
-    out = {name: dict(pairs=0, correct=0, reliable=0, confidence=0.0, queries=0, attention=0.0) for name in CORRESPONDENCE_TYPES}
+    out = {name: dict(pairs=0, correct=0, reliable=0, confidence=0.0, queries=0, attention=0.0, correct_sq=0, pairs_sq=0,
+                      correct_pairs=0) for name in CORRESPONDENCE_TYPES}  # fmt: skip
     kinds = {"ref_temporal": (0, 0), "tgt_temporal": (1, 1), "cross_view": (1, 0)}
     tr, vis = tracks.numpy(), visible.numpy()
     for name, (v1, v2) in kinds.items():
@@ -72,7 +74,7 @@ def naive_sums(q, k, tracks, visible, delta):
                 qt, q_in = token(v1, i, tr[v1, i, n])
                 if not (vis[v1, i, n] and q_in):
                     continue
-                any_pair = False
+                any_pair, c_q, p_q = False, 0, 0
                 for j in range(frames):
                     if v1 == v2 and j == i:
                         continue
@@ -89,9 +91,13 @@ def naive_sums(q, k, tracks, visible, delta):
                     acc["pairs"] += 1
                     acc["reliable"] += int(reliable)
                     acc["correct"] += int(reliable and near)
+                    c_q, p_q = c_q + int(reliable and near), p_q + 1
                     acc["confidence"] += float(row.max())
                     acc["attention"] += float(full[qt, gt])
                 acc["queries"] += int(any_pair)
+                acc["correct_sq"] += c_q * c_q
+                acc["pairs_sq"] += p_q * p_q
+                acc["correct_pairs"] += c_q * p_q
     return out
 
 
@@ -100,6 +106,8 @@ def assert_matches(sums: MetricSums, ref: dict, rtol=1e-5):
         got, want = sums.types[name], ref[name]
         assert (got.pairs, got.correct, got.reliable, got.queries) == (
             want["pairs"], want["correct"], want["reliable"], want["queries"]), name  # fmt: skip
+        assert (got.correct_sq, got.pairs_sq, got.correct_pairs) == (
+            want["correct_sq"], want["pairs_sq"], want["correct_pairs"]), name  # fmt: skip
         assert got.confidence == pytest.approx(want["confidence"], rel=rtol, abs=1e-9), name
         assert got.attention == pytest.approx(want["attention"], rel=rtol, abs=1e-9), name
 
@@ -291,3 +299,14 @@ def test_bad_shapes_and_heads_are_input_errors():
 def test_default_delta_is_sixteen_pixels_at_the_papers_token_size():
     assert default_delta_px(16) == 16.0
     assert default_delta_px(4) == 4.0
+
+
+def test_pck_standard_error_matches_a_per_query_computation():
+    # Three query points with (correct, pairs) = (2, 4), (0, 3), (3, 3): the ratio estimator's
+    # delta-method standard error, written out from per-query values.
+    per_query = [(2, 4), (0, 3), (3, 3)]
+    sums = TypeSums(pairs=10, correct=5, queries=3, correct_sq=4 + 0 + 9, pairs_sq=16 + 9 + 9, correct_pairs=8 + 0 + 9)
+    r, n, pbar = 0.5, 3, 10 / 3
+    want = math.sqrt(sum((c - r * p) ** 2 for c, p in per_query) / (n * (n - 1) * pbar**2))
+    assert sums.pck_se() == pytest.approx(want, rel=1e-12)
+    assert math.isnan(TypeSums(pairs=2, correct=1, queries=1, correct_sq=1, pairs_sq=4, correct_pairs=2).pck_se())

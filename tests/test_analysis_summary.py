@@ -10,14 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from mvt4g.analysis.correspondence import CORRESPONDENCE_TYPES, MetricSums
+from mvt4g.analysis.correspondence import CORRESPONDENCE_TYPES, MetricSums, TypeSums
 from mvt4g.analysis.summary import (
     add_harmonic_means,
     best_layer,
+    chance_pck,
     harmonic_mean,
     json_table,
+    layer_verdict,
     metric_tables,
     minmax_normalise,
+    pooled_layer_pck,
 )
 
 finite_tables = arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 4)), elements=st.floats(0, 1))
@@ -117,3 +120,44 @@ def test_heatmap_pictures_are_written_atomically(tmp_path):
     maps = rng.random((2, 5, 4, 6))
     path = plot_query_attention(frames, maps, 3, (20.0, 10.0), tmp_path / "q.png", max_columns=3)
     assert imread(path).shape[2] in (3, 4)
+
+
+def test_chance_pck_small_delta_is_the_disc_area_squared():
+    # delta below half a token: a point is near at most one centre, so the mean share of
+    # centres within delta is (discs' area) / (image area) / (tokens) = pi delta^2 / (H W).
+    pbar = math.pi * 1.5**2 / (32 * 48)
+    assert chance_pck((32, 48), (8, 12), 1.5, samples_per_px=16) == pytest.approx(pbar**2, rel=0.02)
+
+
+def test_chance_pck_huge_delta_is_one_and_it_grows_with_delta():
+    assert chance_pck((16, 16), (4, 4), 100.0) == pytest.approx(1.0)
+    values = [chance_pck((16, 16), (4, 4), d) for d in (1.0, 2.0, 4.0, 8.0)]
+    assert values == sorted(values) and values[0] < values[-1]
+
+
+def test_layer_verdict_names_a_layer_only_when_it_stands_out():
+    layers = [0, 1, 2]
+    chance = 0.0025
+    # Chance-level layers (the random or untrained backbone): nothing stands out.
+    flat = [(0.002, 0.001), (0.004, 0.0015), (0.003, 0.001)]
+    v = layer_verdict(flat, layers, 1, chance)
+    assert not v["stands_out"] and "chance" in v["reason"]
+    # One layer far above chance but within noise of another: no difference.
+    close = [(0.20, 0.02), (0.22, 0.02), (0.01, 0.005)]
+    v = layer_verdict(close, layers, 1, chance)
+    assert not v["stands_out"] and v["runner_up"] == 0 and "noise" in v["reason"]
+    # A clear winner.
+    clear = [(0.05, 0.01), (0.40, 0.02), (0.10, 0.01)]
+    v = layer_verdict(clear, layers, 1, chance)
+    assert v["stands_out"] and v["runner_up"] == 2 and v["margin_over_runner_up_se"] > 2
+    # The harmonic-mean candidate is not the PCK leader: not named either.
+    assert not layer_verdict(clear, layers, 2, chance)["stands_out"]
+    assert not layer_verdict(clear, layers, None, chance)["stands_out"]
+
+
+def test_pooled_layer_pck_pools_timesteps():
+    a, b = MetricSums(), MetricSums()
+    a.types["cross_view"] = TypeSums(pairs=4, correct=2, queries=2, correct_sq=2, pairs_sq=8, correct_pairs=4)
+    b.types["cross_view"] = TypeSums(pairs=6, correct=0, queries=2, correct_sq=0, pairs_sq=18, correct_pairs=0)
+    (pck, se), = pooled_layer_pck([[a, b]])
+    assert pck == pytest.approx(0.2) and se > 0

@@ -67,20 +67,38 @@ class TypeSums:
     confidence: float = 0.0  # sum of per-pair confidence
     queries: int = 0  # query points with >= 1 pair of this type
     attention: float = 0.0  # sum over those queries of their attention mass on the correct matches
+    # Per-query second moments of (correct c_q, pairs p_q), for PCK's standard error over queries.
+    correct_sq: int = 0  # sum of c_q^2
+    pairs_sq: int = 0  # sum of p_q^2
+    correct_pairs: int = 0  # sum of c_q p_q
 
     def add(self, other: TypeSums) -> None:
-        self.pairs += other.pairs
-        self.correct += other.correct
-        self.reliable += other.reliable
-        self.confidence += other.confidence
-        self.queries += other.queries
-        self.attention += other.attention
+        for name in ("pairs", "correct", "reliable", "confidence", "queries", "attention", "correct_sq", "pairs_sq",
+                     "correct_pairs"):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def pck_se(self) -> float:
+        """Standard error of PCK over query points (ratio estimator, delta method):
+
+            se^2 = sum_q (c_q - PCK p_q)^2 / (n (n - 1) pbar^2),  pbar = mean p_q
+
+        Pairs of one query point share its token, so they are not independent trials: the query
+        point, not the pair, is the unit of the spread. NaN with fewer than 2 query points.
+        """
+        n = self.queries
+        if n < 2 or not self.pairs:
+            return math.nan
+        r = self.correct / self.pairs
+        resid = self.correct_sq - 2 * r * self.correct_pairs + r * r * self.pairs_sq
+        pbar = self.pairs / n
+        return math.sqrt(max(resid, 0.0) / (n * (n - 1) * pbar * pbar))
 
     def means(self) -> dict:
-        """{"pck", "attention", "confidence", "reliable", "pairs", "queries"}; NaN without pairs."""
+        """{"pck", "pck_se", "attention", "confidence", "reliable", "pairs", "queries"}; NaN without pairs."""
         pairs, queries = self.pairs, self.queries
         return {
             "pck": self.correct / pairs if pairs else math.nan,
+            "pck_se": self.pck_se(),
             "attention": self.attention / queries if queries else math.nan,
             "confidence": self.confidence / pairs if pairs else math.nan,
             "reliable": self.reliable / pairs if pairs else math.nan,
@@ -256,8 +274,13 @@ def _accumulate(
         if kv2 == v1:
             in_type = in_type & (col_frame[None, :] != fr[:, None])
         sums = out.types[name]
-        sums.pairs += int(in_type.sum())
-        sums.correct += int((correct & in_type).sum())
+        pairs_q = in_type.sum(dim=1).long()  # [c] per query point
+        correct_q = (correct & in_type).sum(dim=1).long()
+        sums.pairs += int(pairs_q.sum())
+        sums.correct += int(correct_q.sum())
+        sums.correct_sq += int((correct_q * correct_q).sum())
+        sums.pairs_sq += int((pairs_q * pairs_q).sum())
+        sums.correct_pairs += int((correct_q * pairs_q).sum())
         sums.reliable += int((reliable & in_type).sum())
         sums.confidence += float(confidence[in_type].sum())
         sums.queries += int(in_type.any(dim=1).sum())

@@ -20,7 +20,18 @@ import numpy as np
 
 from mvt4g.analysis.correspondence import CORRESPONDENCE_TYPES
 from mvt4g.analysis.runner import AnalysisResult, AnalysisSettings
-from mvt4g.analysis.summary import BEST_LAYER_TYPE, add_harmonic_means, best_layer, json_table, metric_tables
+from mvt4g.analysis.summary import (
+    BEST_LAYER_TYPE,
+    Z_CHANCE,
+    Z_MARGIN,
+    add_harmonic_means,
+    best_layer,
+    chance_pck,
+    json_table,
+    layer_verdict,
+    metric_tables,
+    pooled_layer_pck,
+)
 from mvt4g.io.atomic import atomic_dir, check_output_path
 
 REPORT_NAME = "analysis.json"
@@ -55,15 +66,8 @@ def build_report(result: AnalysisResult, settings: AnalysisSettings) -> dict:
     for name in CORRESPONDENCE_TYPES:
         layer, score, _ = best_layer(tables[name]["harmonic_mean"], plan.layers)
         per_type[name] = {"layer": layer, "harmonic_mean": _num(score)}
-    layer, score, ti = best_layer(tables[BEST_LAYER_TYPE]["harmonic_mean"], plan.layers)
-    best = {"layer": layer, "type": BEST_LAYER_TYPE, "criterion": "highest cross-view harmonic mean averaged over timesteps",
-            "harmonic_mean": _num(score), "per_type": per_type}  # fmt: skip
-    if layer is not None:
-        li = plan.layers.index(layer)
-        best["best_timestep"] = timesteps[ti]
-        with np.errstate(invalid="ignore"):
-            best["pck"] = {n: _num(np.nanmean(tables[n]["pck"][li])) for n in CORRESPONDENCE_TYPES}
     h, w = cfg.token_grid(*plan.size)
+    best = _best_layer(result, tables, timesteps, per_type, chance_pck(plan.size, (h, w), plan.delta_px))
     cells = plan.cells * max(1, len(result.pairs))
     return {
         "model": str(plan.model_dir),
@@ -91,6 +95,34 @@ def build_report(result: AnalysisResult, settings: AnalysisSettings) -> dict:
             "seconds_per_cell": round(result.seconds / cells, 6) if cells else None,
         },  # fmt: skip
     }
+
+
+def _best_layer(result: AnalysisResult, tables: dict, timesteps: list[float], per_type: dict, chance: float) -> dict:
+    """The harmonic-mean candidate, named as best only when it stands out (``summary.layer_verdict``)."""
+    layers = result.plan.layers
+    candidate, score, ti = best_layer(tables[BEST_LAYER_TYPE]["harmonic_mean"], layers)
+    layer_pck = pooled_layer_pck(result.cells)
+    verdict = layer_verdict(layer_pck, layers, candidate, chance)
+    best = {
+        "layer": candidate if verdict["stands_out"] else None,
+        "candidate": candidate,
+        "verdict": f"layer {candidate} stands out" if verdict["stands_out"] else "no layer stands out",
+        **verdict,
+        "type": BEST_LAYER_TYPE,
+        "criterion": f"highest cross-view harmonic mean averaged over timesteps; named only if its pooled cross-view "
+        f"PCK is >= 2x chance and >= {Z_CHANCE:g} standard errors above it, and >= {Z_MARGIN:g} standard errors "
+        "above every other layer's",
+        "chance_pck": _num(chance),
+        "cross_view_pck_by_layer": [{"layer": layer, "pck": _num(p), "se": _num(e)} for layer, (p, e) in zip(layers, layer_pck)],
+        "harmonic_mean": _num(score),
+        "per_type": per_type,
+    }  # fmt: skip
+    if candidate is not None:
+        li = layers.index(candidate)
+        best["best_timestep"] = timesteps[ti]
+        with np.errstate(invalid="ignore"):
+            best["pck"] = {n: _num(np.nanmean(tables[n]["pck"][li])) for n in CORRESPONDENCE_TYPES}
+    return best
 
 
 def _num(value: float) -> float | None:
@@ -143,6 +175,6 @@ def _visual_cell(result: AnalysisResult, report: dict) -> tuple[int, int] | None
         return None
     best = report["best_layer"]
     layers = result.plan.layers
-    li = layers.index(best["layer"]) if best["layer"] is not None else 0
+    li = layers.index(best["candidate"]) if best.get("candidate") is not None else 0
     ti = report["timesteps"].index(best["best_timestep"]) if best.get("best_timestep") is not None else 0
     return li, ti

@@ -50,7 +50,10 @@ def analyze(
     the correct matches), confidence score (peak of the attention re-normalised over a frame),
     and their harmonic mean after min-max normalisation. Writes OUT/analysis.json,
     OUT/heatmaps.png (layer x timestep, as the paper's Fig. 4), OUT/scores.png and, with
-    --visualize, OUT/query_attention.png; names the layer with the best cross-view harmonic mean.
+    --visualize, OUT/query_attention.png. The layer with the best cross-view harmonic mean is
+    named best only when its cross-view PCK stands out: at least twice the chance level of the
+    token grid and 3 standard errors (over query points) above it, and 2 standard errors above
+    every other layer; otherwise the verdict is "no layer stands out".
 
     Examples:
 
@@ -101,6 +104,10 @@ def analyze(
     _print_summary(report, out)
 
 
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def _print_summary(report: dict, out: Path) -> None:
     from rich.table import Table
 
@@ -113,10 +120,14 @@ def _print_summary(report: dict, out: Path) -> None:
         table.add_row(name, str(entry["layer"]), "-" if score is None else f"{score:.3f}", str(report["metrics"][name]["pairs"]))
     if not common.STATE.quiet:
         common.console().print(table)
-    pck = best.get("pck", {})
-    line = f"best layer: {best['layer']} (cross-view)"
-    if pck.get("cross_view") is not None:
-        line += f", mean cross-view PCK {pck['cross_view']:.3f}"
+    if not common.STATE.quiet:
+        pck_table = Table(title=f"Cross-view PCK per layer, pooled over timesteps (chance {best['chance_pck'] or 0:.4f})")
+        for col in ("layer", "PCK", "± se"):
+            pck_table.add_column(col)
+        for row in best["cross_view_pck_by_layer"]:
+            pck_table.add_row(str(row["layer"]), _fmt(row["pck"], 4), _fmt(row["se"], 4))
+        common.console().print(pck_table)
+    line = f"{best['verdict']} (cross-view): {best['reason']}"
     timing = report["timing"]
     common.info(f"{line}; {timing['seconds']:.1f} s, {timing['seconds_per_cell']:.3g} s per layer x timestep cell")
     vis = report.get("visualize")
