@@ -79,3 +79,127 @@ def test_convert_bad_input_writes_nothing(cli, tmp_path):
 def test_info_subprocess_exit_code():
     bad = subprocess.run([sys.executable, "-m", "mvt4g", "info", "--preset", "nope"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+# ---- convert: output folder, autoencoder choice, no absolute paths (issue 15) ---------------------
+
+
+def _convert(cli, tmp_path, base, out, *extra):
+    ckpt = tmp_path / "rcm.ckpt"
+    if not ckpt.is_file():
+        torch.save(recammaster_state(recammaster_source()), ckpt)
+    return cli("convert", "recammaster", ckpt, "--base", base, "--out", out, "--no-tracking-head", "--json", *extra)
+
+
+def test_convert_creates_missing_parent_folders(cli, tmp_path):
+    out = tmp_path / "models" / "deep" / "x"
+    result = _convert(cli, tmp_path, make_base(tmp_path), out)
+    assert result.code == 0, result.stderr
+    assert (out / "model.safetensors").is_file()
+
+
+def test_convert_refuses_a_base_without_vae_unless_asked_for_a_builtin(cli, tmp_path):
+    import json
+
+    base = make_base(tmp_path, vae=False)
+    out = tmp_path / "models" / "x"
+    assert_one_line_error(_convert(cli, tmp_path, base, out), "no vae/ folder", "--autoencoder")
+    assert not out.exists() and not (tmp_path / "models").exists()
+    # A 16-channel DiT has no space-to-depth autoencoder (12 s^2 channels): refused, naming the way out.
+    assert_one_line_error(_convert(cli, tmp_path, base, out, "--autoencoder", "space-to-depth"), "random-vae")
+    result = _convert(cli, tmp_path, base, out, "--autoencoder", "random-vae")
+    assert result.code == 0, result.stderr
+    assert result.json()["autoencoder"] == "random-vae" and (out / "autoencoder" / "config.json").is_file()
+    config = json.loads((out / "config.json").read_text())["model"]
+    assert config["autoencoder"]["kind"] == "wan_vae" and config["autoencoder"]["base_dim"] == 16
+
+
+def test_convert_space_to_depth_on_a_48_channel_base(tmp_path):
+    from mvt4g.model.convert import convert_recammaster
+
+    base = make_base(tmp_path, vae=False, in_channels=48)
+    model = convert_recammaster_from_scratch(tmp_path, base, convert_recammaster, autoencoder="space-to-depth")
+    ae = model.config.autoencoder
+    assert (ae.kind, ae.spatial_factor, ae.latent_channels) == ("space_to_depth", 2, 48)
+
+
+def convert_recammaster_from_scratch(tmp_path, base, convert, **kwargs):
+    """A checkpoint holding only ReCamMaster's camera layers (the rest comes from the base)."""
+    cfg = recammaster_source().config
+    torch.manual_seed(0)
+    dim = cfg.backbone.inner_dim
+    state = {}
+    for i in range(cfg.backbone.num_layers):
+        state[f"blocks.{i}.cam_encoder.weight"] = torch.randn(dim, 12)
+        state[f"blocks.{i}.cam_encoder.bias"] = torch.randn(dim)
+        state[f"blocks.{i}.projector.weight"] = torch.randn(dim, dim)
+        state[f"blocks.{i}.projector.bias"] = torch.randn(dim)
+    torch.save(state, tmp_path / "cam_only.ckpt")
+    model, _ = convert(tmp_path / "cam_only.ckpt", base, tracking_head=False, **kwargs)
+    return model
+
+
+def _text_folders(base):
+    # Stand-ins for umT5's folders: only their location matters here (loading them needs transformers).
+    for name in ("text_encoder", "tokenizer"):
+        (base / name).mkdir()
+        (base / name / "config.json").write_text("{}")
+
+
+def test_converted_model_stores_relative_paths_and_survives_moving_both_folders(cli, tmp_path):
+    import shutil
+
+    from mvt4g.model.checkpoint import load_autoencoder, read_config
+
+    first = tmp_path / "first"
+    base = make_base(first)
+    _text_folders(base)
+    out = first / "models" / "x"
+    result = _convert(cli, tmp_path, base, out)
+    assert result.code == 0, result.stderr
+    assert result.json()["base_files"] == "link"
+    stored = (out / "config.json").read_text()
+    assert str(tmp_path) not in stored  # no absolute path anywhere in the model folder's config
+    assert '"../../wan"' in stored
+    second = tmp_path / "second"
+    shutil.move(str(first), str(second))
+    config = read_config(second / "models" / "x")
+    assert config.autoencoder.path == str((second / "wan").resolve())
+    assert config.text.encoder_path == str((second / "wan").resolve())
+    model = from_pretrained(second / "models" / "x")
+    autoencoder = load_autoencoder(second / "models" / "x")
+    from diffusers import AutoencoderKLWan
+
+    original = AutoencoderKLWan.from_pretrained(str(second / "wan" / "vae"))
+    for key, value in original.state_dict().items():
+        assert torch.equal(autoencoder.vae.state_dict()[key], value), key
+    assert model.config.camera.mode == "recammaster"
+    # Moving the model alone breaks the relative link: one clear line, not a traceback.
+    shutil.move(str(second / "models"), str(tmp_path / "alone"))
+    from mvt4g.errors import InputError
+
+    try:
+        load_autoencoder(tmp_path / "alone" / "x")
+    except InputError as exc:
+        assert "--copy" in str(exc) and "\n" not in str(exc)
+    else:
+        raise AssertionError("a model moved without its base must be refused")
+
+
+def test_converted_model_with_copy_stands_alone(cli, tmp_path):
+    import shutil
+
+    from mvt4g.model.checkpoint import load_autoencoder, read_config
+
+    base = make_base(tmp_path / "src")
+    _text_folders(base)
+    out = tmp_path / "models" / "x"
+    result = _convert(cli, tmp_path, base, out, "--copy")
+    assert result.code == 0, result.stderr
+    assert result.json()["base_files"] == "copy"
+    assert {p.name for p in out.iterdir()} >= {"vae", "text_encoder", "tokenizer", "config.json", "model.safetensors"}
+    shutil.rmtree(tmp_path / "src")
+    shutil.move(str(out), str(tmp_path / "elsewhere"))
+    config = read_config(tmp_path / "elsewhere")
+    assert config.autoencoder.path == config.text.encoder_path == str((tmp_path / "elsewhere").resolve())
+    assert load_autoencoder(tmp_path / "elsewhere").latent_channels == 16

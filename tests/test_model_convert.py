@@ -51,10 +51,25 @@ def tiny_wan(num_layers: int = 3, seed: int = 0) -> WanTransformer3DModel:
     return WanTransformer3DModel(**kwargs)
 
 
-def make_base(tmp_path, seed: int = 0):
+def make_base(tmp_path, seed: int = 0, *, vae: bool = True, in_channels: int = 16):
+    """A diffusers Wan directory: a tiny transformer/ and (``vae``) a tiny random vae/."""
     base = tmp_path / "wan"
-    tiny_wan(seed=seed).save_pretrained(str(base / "transformer"))
+    model = tiny_wan(seed=seed) if in_channels == 16 else _wan_with_channels(in_channels, seed)
+    model.save_pretrained(str(base / "transformer"))
+    if vae:
+        from mvt4g.model.autoencoder import build_autoencoder
+
+        config = preset("tiny-wanvae").autoencoder
+        config.latent_channels = in_channels
+        build_autoencoder(config).vae.save_pretrained(str(base / "vae"))
     return base
+
+
+def _wan_with_channels(channels: int, seed: int) -> WanTransformer3DModel:
+    torch.manual_seed(seed)
+    kwargs = TINY.diffusers_kwargs()
+    kwargs["in_channels"] = kwargs["out_channels"] = channels
+    return WanTransformer3DModel(**kwargs)
 
 
 def recammaster_source(seed: int = 5) -> MVT4GModel:

@@ -26,13 +26,20 @@ class Dtype(str, Enum):
     bfloat16 = "bfloat16"
 
 
+class AutoencoderSource(str, Enum):
+    base = "base"
+    space_to_depth = "space-to-depth"
+    random_vae = "random-vae"
+
+
 @app.command("recammaster")
 def recammaster(
     checkpoint: Annotated[Path, typer.Argument(help="ReCamMaster checkpoint: .ckpt/.pt/.pth (pickle) or .safetensors.")],
     base: Annotated[
-        Path, typer.Option("--base", help="Local diffusers-format Wan2.1 directory (transformer/, optionally vae/).")
+        Path, typer.Option("--base", help="Local diffusers-format Wan2.1 directory (transformer/, vae/; "
+                           "text_encoder/ and tokenizer/ when present).")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output model directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output model directory (missing parent folders are created).")],
     camera: Annotated[
         CameraMode,
         typer.Option(help="recammaster: keep its 12-value pose conditioning; plucker: start a zero Plücker encoder."),
@@ -44,6 +51,18 @@ def recammaster(
         bool, typer.Option("--tracking-head/--no-tracking-head", help="Add a freshly initialised tracking head.")
     ] = True,
     dtype: Annotated[Dtype, typer.Option(help="Weight dtype of the output.")] = Dtype.float32,
+    autoencoder: Annotated[
+        AutoencoderSource,
+        typer.Option(help="base: the base's vae/ (a base without one is refused); space-to-depth: the built-in "
+                     "lossless one (only for 12*s^2 latent channels); random-vae: a small random Wan VAE "
+                     "(tests, CPU experiments)."),
+    ] = AutoencoderSource.base,
+    link: Annotated[
+        bool,
+        typer.Option("--link/--copy", help="--link: the model refers to the base's vae/, text_encoder/ and "
+                     "tokenizer/ by a path relative to the model folder (move the two folders together); "
+                     "--copy: copy them into the model folder (hard links where possible), so it stands alone."),
+    ] = True,
     overwrite: common.OverwriteOpt = False,
     json_out: common.JsonOpt = False,
 ) -> None:
@@ -51,7 +70,8 @@ def recammaster(
 
     Weights missing from the checkpoint (it may hold only the fine-tuned layers) come from
     --base. Pickles are opened with torch.load(weights_only=True) only; keys that match no
-    rename rule are an error. Nothing is downloaded.
+    rename rule are an error. Nothing is downloaded. The model folder stores no absolute
+    path: see --link/--copy.
 
     Example:
 
@@ -63,8 +83,7 @@ def recammaster(
 
     from mvt4g.errors import InputError
     from mvt4g.io.atomic import check_output_path
-    from mvt4g.model.checkpoint import save_pretrained
-    from mvt4g.model.convert import convert_recammaster, find_transformer_dir
+    from mvt4g.model.convert import convert_recammaster, find_transformer_dir, save_converted
 
     check_output_path(out, overwrite=overwrite, is_dir=True)
     if not checkpoint.is_file():
@@ -78,13 +97,18 @@ def recammaster(
         tap_layer=tap_layer,
         tracking_head=tracking_head,
         dtype=torch.bfloat16 if dtype == Dtype.bfloat16 else torch.float32,
+        autoencoder=autoencoder.value,
     )
-    save_pretrained(model, out, overwrite=overwrite, metadata={"converted_from": str(checkpoint.name)})
+    files = "link" if link else "copy"
+    stored = save_converted(model, out, files=files, overwrite=overwrite, metadata={"converted_from": str(checkpoint.name)})
     summary = {
         "out": str(out),
         "checkpoint": str(checkpoint),
         "base": str(base),
         "camera_mode": camera.value,
+        "autoencoder": autoencoder.value,
+        "base_files": files,
+        **stored,
         "tap_layer": model.config.tap_layer,
         "seconds": round(time.perf_counter() - start, 3),
         **report.to_dict(),

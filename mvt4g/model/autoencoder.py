@@ -144,6 +144,10 @@ def load_wan_vae(path: str | Path, *, dtype: torch.dtype = torch.float32) -> nn.
     from diffusers import AutoencoderKLWan
 
     root = Path(path)
+    if not root.exists():
+        # The usual cause: a converted model moved without its base (it refers to it by a relative path).
+        raise InputError("the Wan VAE folder does not exist (keep a converted model beside its base, or convert "
+                         "with --copy)", path=root)  # fmt: skip
     folder = root / "vae" if (root / "vae" / "config.json").is_file() else root
     if not (folder / "config.json").is_file():
         raise InputError("not a diffusers AutoencoderKLWan directory (no config.json)", path=root)

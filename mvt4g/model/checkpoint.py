@@ -7,6 +7,11 @@ A checkpoint directory holds:
                          (``backbone.transformer.*``, ``backbone.camera.*``, ``null_text.*``,
                          ``tracking_head.*``), in the dtype it had when saved
     autoencoder/         only for a random (path-less) Wan VAE: its diffusers directory
+    vae/, text_encoder/, tokenizer/   only in a model converted with ``--copy`` (its base's folders)
+
+Paths in the config (``autoencoder.path``, ``text.encoder_path``) may be relative: they are
+relative to the model folder, and :func:`read_config` returns them absolute. Converted models
+store them that way, so a model folder moved together with its base keeps working.
 
 ``from_pretrained`` builds the model on the meta device and assigns the stored tensors, so a
 1.3B model loads without a throw-away random initialisation; the missing or extra keys are
@@ -16,6 +21,8 @@ an error naming the file. The round trip is bit exact.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -38,11 +45,14 @@ def save_pretrained(
     overwrite: bool = False,
     autoencoder: nn.Module | None = None,
     metadata: dict[str, str] | None = None,
+    extra_folders: dict[str, Path] | None = None,
 ) -> Path:
     """Write ``model`` (an :class:`~mvt4g.model.mvt4g_model.MVT4GModel`) to ``directory`` atomically.
 
     ``autoencoder``: pass the model's Wan VAE when it is a random one (no ``path`` in the
     config) so the checkpoint keeps it; loaded VAEs stay where the config points.
+    ``extra_folders``: ``{name: source}`` folders copied into the checkpoint (hard links where
+    the filesystem allows), e.g. a converted model's own ``vae/``.
     """
     from safetensors.torch import save_file
 
@@ -55,7 +65,34 @@ def save_pretrained(
         vae = getattr(autoencoder, "vae", None)
         if vae is not None and not model.config.autoencoder.path:
             vae.save_pretrained(str(tmp / "autoencoder"))
+        for name, source in (extra_folders or {}).items():
+            copy_folder(source, tmp / name)
     return directory
+
+
+def copy_folder(source: str | Path, dest: str | Path) -> None:
+    """Copy a folder, hard-linking its files where possible (a 10 GB text encoder then costs no space)."""
+
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:  # another filesystem, or links not allowed: a real copy
+            shutil.copy2(src, dst)
+
+    if not Path(source).is_dir():
+        raise InputError("folder to copy into the model does not exist", path=source)
+    shutil.copytree(source, dest, copy_function=link_or_copy)
+
+
+def resolve_config_paths(config: ModelConfig, directory: str | Path) -> ModelConfig:
+    """Make the config's relative paths absolute against the model folder (see the module docstring)."""
+    root = Path(directory).resolve()
+    for holder, name in ((config.autoencoder, "path"), (config.text, "encoder_path")):
+        value = getattr(holder, name)
+        if value:
+            path = Path(value).expanduser()
+            setattr(holder, name, str(path if path.is_absolute() else (root / path).resolve()))
+    return config
 
 
 def read_config(directory: str | Path) -> ModelConfig:
@@ -78,7 +115,7 @@ def read_config(directory: str | Path) -> ModelConfig:
         config = ModelConfig.from_dict(header["model"]).validate()
     except InputError as exc:
         raise InputError(str(exc), path=path) from None
-    return config
+    return resolve_config_paths(config, directory)
 
 
 def build_on_meta(config: ModelConfig) -> nn.Module:

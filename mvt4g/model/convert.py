@@ -13,11 +13,19 @@ The first matching rule wins; a key no rule matches is an error.
 :func:`convert_recammaster` fills the model from a diffusers-format Wan directory (``--base``)
 first, then overwrites with the checkpoint's tensors (a checkpoint may hold only the
 fine-tuned subset). Pickled checkpoints are read with ``torch.load(weights_only=True)`` only.
+
+The autoencoder is the base's ``vae/`` (:data:`AUTOENCODER_SOURCES`): a base without one is
+refused, because silently pairing the DiT with a random full-size VAE gives noise; the
+built-in ``space-to-depth`` or a small ``random-vae`` are there when asked for by name.
+:func:`save_converted` writes the model so that it never holds an absolute path: the base's
+``vae/``, ``text_encoder/`` and ``tokenizer/`` are either referred to by a path relative to
+the model folder (``link``: move the two folders together) or copied into it (``copy``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -254,16 +262,69 @@ def map_checkpoint(tensors: dict[str, torch.Tensor], *, keep_pose_encoders: bool
     return mapped, dropped
 
 
-def converted_config(backbone_cfg: dict, base: Path, *, camera: str, tap_layer: int | None, tracking_head: bool):
+AUTOENCODER_SOURCES = ("base", "space-to-depth", "random-vae")
+BASE_FILE_MODES = ("link", "copy")
+# Folders of a diffusers Wan directory a converted model reads at run time.
+_TEXT_FOLDERS = ("text_encoder", "tokenizer")
+
+
+def base_vae_channels(base: Path) -> int:
+    """The latent channels (``z_dim``) of the base's ``vae/``; InputError when there is none."""
+    cfg_path = base / "vae" / "config.json"
+    if not cfg_path.is_file():
+        raise InputError(
+            "base has no vae/ folder (diffusers AutoencoderKLWan): a converted model needs the VAE its DiT was "
+            "trained with; add it, or pass --autoencoder space-to-depth or --autoencoder random-vae to use a "
+            "built-in one on purpose",
+            path=base,
+        )
+    try:
+        return int(json.loads(cfg_path.read_text())["z_dim"])
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"unreadable VAE config ({type(exc).__name__}: {exc})", path=cfg_path) from None
+
+
+def converted_autoencoder(base: Path, channels: int, source: str):
+    """The :class:`AutoencoderConfig` of a converted model whose DiT has ``channels`` latent channels.
+
+    ``base``: the base's ``vae/`` (its absolute path here; :func:`save_converted` makes it
+    relative). ``space-to-depth``: the lossless built-in, which exists only for
+    ``12 s^2`` channels (4 frames x s x s pixels x RGB). ``random-vae``: a small seeded
+    ``AutoencoderKLWan`` (the tiny-wanvae preset's shape), for tests and CPU experiments.
+    """
+    from mvt4g.model.config import AutoencoderConfig, preset
+
+    if source == "base":
+        z_dim = base_vae_channels(base)
+        if z_dim != channels:
+            raise InputError(f"the base's VAE has {z_dim} latent channels, its transformer {channels}", path=base / "vae")
+        config = preset("wan2.1-1.3b").autoencoder
+        config.path = str(base.resolve())
+        return config
+    if source == "space-to-depth":
+        factor = round((channels / 12) ** 0.5)
+        if 12 * factor**2 != channels:
+            raise InputError(
+                f"--autoencoder space-to-depth gives 12 s^2 latent channels (12, 48, 108, ...); this transformer has "
+                f"{channels} (use --autoencoder random-vae, or add the base's vae/)"
+            )
+        return AutoencoderConfig(kind="space_to_depth", spatial_factor=factor, temporal_factor=4, latent_channels=channels)
+    if source == "random-vae":
+        config = preset("tiny-wanvae").autoencoder
+        config.latent_channels = channels
+        return config
+    raise ConfigError(f"autoencoder must be one of {', '.join(AUTOENCODER_SOURCES)}, got {source!r}")
+
+
+def converted_config(backbone_cfg: dict, base: Path, *, camera: str, tap_layer: int | None, tracking_head: bool,
+                     autoencoder: str = "base"):  # fmt: skip
     """The mvt4g ModelConfig for a ReCamMaster model on the given Wan transformer config."""
     from mvt4g.model.config import BackboneConfig, CameraConfig, preset
 
     config = preset("wan2.1-1.3b")
     config.name = "recammaster-converted"
     config.backbone = BackboneConfig.from_diffusers_config(backbone_cfg)
-    config.autoencoder.latent_channels = config.backbone.in_channels
-    if (base / "vae" / "config.json").is_file():
-        config.autoencoder.path = str(base.resolve())
+    config.autoencoder = converted_autoencoder(base, config.backbone.in_channels, autoencoder)
     if (base / "text_encoder").is_dir():
         config.text.encoder_path = str(base.resolve())
     layers = config.backbone.num_layers
@@ -312,12 +373,14 @@ def convert_recammaster(
     tap_layer: int | None = None,
     tracking_head: bool = True,
     dtype: torch.dtype = torch.float32,
+    autoencoder: str = "base",
 ):
     """Build an :class:`MVT4GModel` from a ReCamMaster checkpoint over a Wan base directory.
 
     Returns ``(model, report)``. ``camera="recammaster"`` keeps ReCamMaster's pose encoders
     and projectors (its 12-value conditioning); ``"plucker"`` keeps the projectors, drops the
     pose encoders and starts a zero Plücker encoder (to fine-tune with ray maps).
+    ``autoencoder``: one of :data:`AUTOENCODER_SOURCES` (see :func:`converted_autoencoder`).
     """
     from mvt4g.model.checkpoint import (
         assign_state_dict,
@@ -326,10 +389,12 @@ def convert_recammaster(
     )
 
     checkpoint = Path(checkpoint)
-    tensors = read_checkpoint(checkpoint)
     folder = find_transformer_dir(base)
     backbone_cfg = json.loads((folder / "config.json").read_text())
-    config = converted_config(backbone_cfg, Path(base), camera=camera, tap_layer=tap_layer, tracking_head=tracking_head)
+    # The config first: a base without a VAE fails before a multi-GB checkpoint is read.
+    config = converted_config(backbone_cfg, Path(base), camera=camera, tap_layer=tap_layer, tracking_head=tracking_head,
+                              autoencoder=autoencoder)
+    tensors = read_checkpoint(checkpoint)
     mapped, dropped = map_checkpoint(tensors, keep_pose_encoders=camera == "recammaster", path=checkpoint)
     if camera == "recammaster" or any(k.startswith("backbone.camera.") for k in mapped):
         layers = config.backbone.num_layers
@@ -369,3 +434,51 @@ def convert_recammaster(
         dropped=dropped,
     )
     return model, report
+
+
+# ---- writing -------------------------------------------------------------------------------
+
+
+def portable_paths(config, out: str | Path, files: str) -> dict[str, Path]:
+    """Rewrite ``config``'s absolute base paths for a model saved at ``out``; returns the folders to copy.
+
+    ``link``: paths relative to ``out`` (read back against the model folder by
+    :func:`~mvt4g.model.checkpoint.read_config`), nothing copied. ``copy``: the paths become
+    ``"."`` (the model folder itself) and ``{name: base/name}`` lists what to copy there.
+    """
+    if files not in BASE_FILE_MODES:
+        raise ConfigError(f"base files must be one of {', '.join(BASE_FILE_MODES)}, got {files!r}")
+    out = Path(out).resolve()
+    copies: dict[str, Path] = {}
+    for section, name in (("autoencoder", "path"), ("text", "encoder_path")):
+        holder = getattr(config, section)
+        value = getattr(holder, name)
+        if not value:
+            continue
+        base = Path(value)
+        if files == "copy":
+            wanted = ["vae"] if section == "autoencoder" else [n for n in _TEXT_FOLDERS if (base / n).is_dir()]
+            copies.update({folder: base / folder for folder in wanted})
+            setattr(holder, name, ".")
+        else:
+            setattr(holder, name, os.path.relpath(base, out))
+    return copies
+
+
+def save_converted(model, out: str | Path, *, files: str = "link", overwrite: bool = False,
+                   metadata: dict[str, str] | None = None) -> dict[str, str]:  # fmt: skip
+    """Write a converted model to ``out`` (atomically, parents created) with no absolute path in it.
+
+    ``files``: ``link`` or ``copy`` (see :func:`portable_paths`). A random Wan VAE
+    (``--autoencoder random-vae``) is saved with the model. Returns the stored paths.
+    """
+    from mvt4g.model.checkpoint import save_pretrained
+
+    copies = portable_paths(model.config, out, files)
+    vae = None
+    if model.config.autoencoder.kind == "wan_vae" and not model.config.autoencoder.path:
+        from mvt4g.model.autoencoder import build_autoencoder
+
+        vae = build_autoencoder(model.config.autoencoder)
+    save_pretrained(model, out, overwrite=overwrite, autoencoder=vae, metadata=metadata, extra_folders=copies)
+    return {"autoencoder_path": model.config.autoencoder.path, "text_encoder_path": model.config.text.encoder_path}
