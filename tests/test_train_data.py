@@ -203,6 +203,36 @@ def test_latents_and_plucker_match_independent_computation(synth):
         np.testing.assert_array_equal(item["plucker"].numpy(), want)
 
 
+def test_recammaster_poses_match_an_independent_float64_computation(synth):
+    """ReCamMaster's training input: inv(c2w_ref[window[0]]) @ c2w_tgt[window[4k]], rows of its 3x4 top.
+
+    Computed here in float64 from the clip's cameras (ReCamMaster's get_relative_pose:
+    abs2rel = w2c of the source's first camera, times each target camera-to-world).
+    """
+    from mvt4g.io.clip import read_clip
+    from mvt4g.train.builders import build_dataset, resolve_model_config
+    from mvt4g.train.config import TrainConfig, apply_overrides
+
+    cfg = apply_overrides(TrainConfig(), [f"data.paths=['{synth}']", "model.tracking_head=false", "loss.corr=false"])
+    mc = resolve_model_config(cfg.validate())
+    mc.camera.mode = "recammaster"
+    ds = build_dataset(cfg, mc)
+    specs = [ds.describe(i) for i in range(16)]
+    picked = [next(s for s in specs if s.reverse), next(s for s in specs if not s.reverse)]
+    for spec in picked:
+        item = ds[spec.index]
+        assert "plucker" not in item and item["camera_pose"].shape == (5, 12)
+        assert item["camera_pose"].dtype == torch.float32
+        clip = read_clip(ds.clips[spec.clip].root)
+        window = np.arange(17)[::-1] if spec.reverse else np.arange(17)
+        ref0 = np.asarray(clip.cameras[spec.reference].c2w[window[0]], dtype=np.float64)
+        tgt = np.asarray(clip.cameras[spec.target].c2w, dtype=np.float64)[window[::4]]
+        want = np.stack([(np.linalg.inv(ref0) @ c2w)[:3, :4].reshape(12) for c2w in tgt])
+        np.testing.assert_allclose(item["camera_pose"].numpy(), want, rtol=0, atol=2e-6)
+        # Not trivially the identity: the pair's cameras differ.
+        assert np.abs(want - np.eye(4)[:3].reshape(12)).max() > 1e-2
+
+
 def _bilinear(img, x, y):
     h, w = img.shape
     x, y = min(max(x, 0.0), w - 1.0), min(max(y, 0.0), h - 1.0)

@@ -242,6 +242,29 @@ class FeatureCache:
         return self._get("plucker", self.folder(clip), key, lambda: self._plucker(clip, reference, target, reverse),
                          store=self.cache_plucker)  # fmt: skip
 
+    def camera_pose(self, clip: Clip, reference: str, target: str, reverse: bool) -> torch.Tensor:
+        """ReCamMaster's relative poses ``[F, 12]`` at the latent frames of the window.
+
+        The same function generation uses (:func:`~mvt4g.model.conditioning.pair_camera_pose`):
+        the target's camera-to-world relative to the reference's first pose of the window,
+        3x4 row-major. Cheap (F 4x4 products), so computed on the fly, never stored.
+        """
+        from mvt4g.model.conditioning import pair_camera_pose
+
+        window = frame_window(clip, self.shape.frames, reverse)
+        ref = clip.cameras[reference].select_frames(window)
+        tgt = clip.cameras[target].select_frames(window)
+        return torch.from_numpy(pair_camera_pose(ref, tgt, self.shape.latent_indices))
+
+    def camera_inputs(self, clip: Clip, reference: str, target: str, reverse: bool) -> dict[str, torch.Tensor]:
+        """What the model's camera conditioning reads: ``plucker`` maps or ReCamMaster's ``camera_pose``."""
+        mode = self.model_config.camera.mode
+        if mode == "plucker":
+            return {"plucker": self.plucker(clip, reference, target, reverse)}
+        if mode == "recammaster":
+            return {"camera_pose": self.camera_pose(clip, reference, target, reverse)}
+        return {}
+
     def _plucker(self, clip: Clip, reference: str, target: str, reverse: bool) -> torch.Tensor:
         from mvt4g.model.conditioning import pair_plucker
 
@@ -283,7 +306,8 @@ def crop_info(clip: Clip, shape: SampleShape):
 
 def prepare(dataset, *, reverse: bool, on_item=None) -> dict[str, int]:
     """Fill the cache for every clip of ``dataset``: each view's latents (forward and, when
-    ``reverse``, reversed), every pair's Plücker maps and the caption's embedding.
+    ``reverse``, reversed), every pair's Plücker maps (for a Plücker-conditioned model) and
+    the caption's embedding.
 
     ``on_item(done, total)`` reports progress. Returns counts (items, hits, misses).
     """
@@ -294,7 +318,7 @@ def prepare(dataset, *, reverse: bool, on_item=None) -> dict[str, int]:
     for clip in dataset.clips:
         for rev in directions:
             jobs.extend(("latents", clip, view, None, rev) for view in clip.views)
-            if cache.cache_plucker:
+            if cache.cache_plucker and cache.model_config.camera.mode == "plucker":  # only Plücker models read them
                 jobs.extend(("plucker", clip, ref, tgt, rev) for ref, tgt in dataset.pairs_of(clip))
         if cache.text_encoder_path:
             jobs.append(("text", clip, None, None, False))

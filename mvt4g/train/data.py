@@ -17,6 +17,9 @@ Per sample (V = 2 views, view 0 the reference; F latent frames; N = ``queries``)
 
     reference, target  [C, F, h, w]      normalised latents (FeatureCache)
     plucker            [2, F, 6, H, W]   ray maps relative to the reference's first frame
+                                         (``plucker`` camera mode)
+    camera_pose        [F, 12]           ReCamMaster's relative target poses, 3x4 row-major
+                                         (``recammaster`` camera mode; see FeatureCache.camera_pose)
     noise              [C, F, h, w]      eps of the rectified flow
     sigma, timestep, weight  []          the drawn table entry (``RectifiedFlow.sample``)
     queries            [N, 4]            (view, LATENT frame, x, y) pixels at the model size
@@ -212,7 +215,7 @@ class PairDataset(Dataset):
             "index": torch.tensor(spec.index),
             "reference": self.cache.latents(clip, spec.reference, spec.reverse),
             "target": self.cache.latents(clip, spec.target, spec.reverse),
-            "plucker": self.cache.plucker(clip, spec.reference, spec.target, spec.reverse),
+            **self.cache.camera_inputs(clip, spec.reference, spec.target, spec.reverse),
         }
         text = self.cache.text(clip)
         if text is not None:

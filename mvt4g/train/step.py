@@ -64,7 +64,7 @@ class TrainModule(nn.Module):
         with self._autocast(x0.device):
             out = self.model(
                 ref, noisy, batch["timestep"],
-                plucker=batch["plucker"], text_embeds=batch.get("text"),
+                plucker=batch.get("plucker"), camera_pose=batch.get("camera_pose"), text_embeds=batch.get("text"),
                 queries=queries if self.use_track else None, image_size=self.image_size,
                 tap=self.use_track or self.use_corr,
             )  # fmt: skip
