@@ -191,3 +191,28 @@ def test_empty_config_is_refused(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ConfigError, match="empty.toml: config file is empty; leave out --config"):
         load_config(path)
+
+
+def test_gradient_checkpointing_defaults_to_the_models_own_setting(tmp_path):
+    """On by default for wan2.1-1.3b (issue 15), off for the small presets; true/false override it."""
+    assert TrainConfig().model.gradient_checkpointing == "auto"
+
+    def resolved(*overrides):
+        return resolve_model_config(apply_overrides(TrainConfig(), list(overrides)).validate()).gradient_checkpointing
+
+    assert resolved("model.preset=wan2.1-1.3b") is True
+    assert resolved("model.preset=tiny") is False
+    assert resolved("model.preset=wan2.1-1.3b", "model.gradient_checkpointing=false") is False
+    assert resolved("model.preset=tiny", "model.gradient_checkpointing=true") is True
+    assert resolved("model.preset=tiny", "model.gradient_checkpointing=auto") is False
+    with pytest.raises(ConfigError, match='true, false or "auto"'):
+        apply_overrides(TrainConfig(), ["model.gradient_checkpointing=yes"]).validate()
+    with pytest.raises(ConfigError, match="model.gradient_checkpointing must be true or false or a string"):
+        apply_overrides(TrainConfig(), ["model.gradient_checkpointing=3"])
+    # Both spellings survive the run directory's config.toml.
+    for value in ("auto", True, False):
+        cfg = TrainConfig()
+        cfg.model.gradient_checkpointing = value
+        path = tmp_path / "c.toml"
+        path.write_text(to_toml(cfg))
+        assert load_config(path).model.gradient_checkpointing == value

@@ -56,7 +56,8 @@ def resolve_model_config(cfg: TrainConfig) -> ModelConfig:
         if m.head_iterations:
             head["iterations"] = m.head_iterations
         mc.tracking_head = head
-    mc.gradient_checkpointing = m.gradient_checkpointing
+    if m.gradient_checkpointing != "auto":  # "auto" keeps the preset's / model.init's setting
+        mc.gradient_checkpointing = bool(m.gradient_checkpointing)
     if m.autoencoder_path:
         mc.autoencoder.path = m.autoencoder_path
     if m.text_encoder_path:
