@@ -203,3 +203,37 @@ def test_converted_model_with_copy_stands_alone(cli, tmp_path):
     config = read_config(tmp_path / "elsewhere")
     assert config.autoencoder.path == config.text.encoder_path == str((tmp_path / "elsewhere").resolve())
     assert load_autoencoder(tmp_path / "elsewhere").latent_channels == 16
+
+
+# ---- info: parameters per component (issue 15) -------------------------------------------------
+
+
+def test_info_counts_parameters_per_component_on_the_meta_device(cli):
+    result = cli("info", "--preset", "wan2.1-1.3b", "--json")
+    assert result.code == 0, result.stderr
+    components = result.json()["components"]
+    # diffusers' WanTransformer3DModel for Wan2.1-T2V-1.3B, and its AutoencoderKLWan.
+    assert components["backbone"] == 1_418_996_800
+    assert components["autoencoder"] == 126_892_531
+    # Plücker camera: Conv2d(6, 1536, 16, 16) + 30 Linear(1536, 1536).
+    assert components["camera"] == (6 * 16 * 16 * 1536 + 1536) + 30 * (1536 * 1536 + 1536)
+    assert components["text"] == 512 * 4096 and components["text_encoder"] is None
+    assert components["tracking_head"] == result.json()["parameters"]["tracking_head"]
+    human = cli("info", "--preset", "wan2.1-1.3b")
+    assert "1,418,996,800" in human.stderr and "126,892,531" in human.stderr
+    assert cli("info", "--preset", "tiny", "--json").json()["components"]["autoencoder"] == 0  # space-to-depth
+
+
+def test_info_components_of_a_converted_model_count_its_base_vae(cli, tmp_path):
+    from diffusers import AutoencoderKLWan
+
+    base = make_base(tmp_path)
+    out = tmp_path / "x"
+    assert _convert(cli, tmp_path, base, out).code == 0
+    components = cli("info", "--model", out, "--json").json()["components"]
+    vae = AutoencoderKLWan.from_pretrained(str(base / "vae"))
+    assert components["autoencoder"] == sum(p.numel() for p in vae.parameters())
+    source = recammaster_source()
+    assert components["backbone"] == sum(p.numel() for p in source.backbone.transformer.parameters())
+    assert components["camera"] == sum(p.numel() for p in source.backbone.camera.parameters())
+    assert components["tracking_head"] == 0

@@ -22,11 +22,12 @@ def info(
     ] = None,
     json_out: common.JsonOpt = False,
 ) -> None:
-    """Print a model's parameter counts per group and its tensor shapes at the preset's video size.
+    """Print a model's parameter counts per component and per group and its tensor shapes at the preset's video size.
 
     The model is built on PyTorch's meta device (no memory, no weights), so even the 1.3B
-    preset answers instantly. "trainable" is the paper's fine-tuning scope: self-attention,
-    camera modules and tracking head.
+    preset answers instantly. Components: backbone (the Wan DiT), camera modules, tracking
+    head, text (the learned null text; text_encoder: the umT5 the model names) and autoencoder.
+    "trainable" is the paper's fine-tuning scope: self-attention, camera modules and tracking head.
 
     Examples:
 
@@ -71,7 +72,10 @@ def model_summary(*, preset: str | None = None, model_dir: Path | None = None) -
         from mvt4g.model.checkpoint import WEIGHTS_NAME, verify_safetensors_file
 
         verify_safetensors_file(Path(model_dir) / WEIGHTS_NAME, {k: tuple(v.shape) for k, v in net.state_dict().items()})
+    from mvt4g.model.components import component_parameters
+
     params = parameter_report(net).to_dict()
+    components = component_parameters(net, config)
     scope = freeze_for_finetuning(net).to_dict()
     cfg = net.config
     video = cfg.video
@@ -95,6 +99,8 @@ def model_summary(*, preset: str | None = None, model_dir: Path | None = None) -
         "source": str(model_dir) if model_dir is not None else f"preset:{preset}",
         "parameters": {g: v["total"] for g, v in params["groups"].items()},
         "parameters_total": params["total"],
+        "components": components,
+        "text_encoder_path": config.text.encoder_path or None,
         "trainable_in_finetuning": scope["trainable"],
         "backbone": {
             "layers": b.num_layers,
@@ -130,7 +136,14 @@ def _print_summary(s: dict[str, Any]) -> None:
         f"  camera: {s['camera_mode']}; autoencoder: {s['autoencoder']}; token order: {s['token_order']}; "
         f"tap layer: {s['tap_layer']}; token stride: {s['token_stride']} px; tracking head: {'on' if s['tracking_head'] else 'off'}"
     )
-    common.info("  parameters:")
+    common.info("  parameters per component:")
+    for name, n in s["components"].items():
+        if n is not None:
+            count = f"{n:>15,}  {_fmt(n):>9}"
+        else:  # only the text encoder can be unknown
+            count = "none" if not s["text_encoder_path"] else "unknown (counting umT5 needs transformers)"
+        common.info(f"    {name:<16} {count}")
+    common.info("  parameters per group (the model itself):")
     for group, n in s["parameters"].items():
         common.info(f"    {group:<16} {_fmt(n):>10}")
     common.info(f"    {'total':<16} {_fmt(s['parameters_total']):>10}")

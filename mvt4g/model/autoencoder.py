@@ -119,24 +119,50 @@ class WanVideoAutoencoder(nn.Module):
         return self.vae.decode(z.to(self.vae.dtype)).sample
 
 
+def _wan_vae_kwargs(config: AutoencoderConfig) -> dict:
+    """``AutoencoderKLWan`` arguments of a path-less (random) Wan VAE config."""
+    channels = config.latent_channels
+    return {
+        "base_dim": config.base_dim,
+        "z_dim": channels,
+        "dim_mult": list(config.dim_mult),
+        "num_res_blocks": config.num_res_blocks,
+        "temperal_downsample": [False, True, True],
+        "latents_mean": list(config.latents_mean) * (channels if len(config.latents_mean) == 1 else 1),
+        "latents_std": list(config.latents_std) * (channels if len(config.latents_std) == 1 else 1),
+    }
+
+
 def _random_wan_vae(config: AutoencoderConfig) -> nn.Module:
     from diffusers import AutoencoderKLWan
 
-    channels = config.latent_channels
-    mean = list(config.latents_mean) * (channels if len(config.latents_mean) == 1 else 1)
-    std = list(config.latents_std) * (channels if len(config.latents_std) == 1 else 1)
     # A fixed seed makes the random VAE a pure function of its config (reproducible latents).
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return AutoencoderKLWan(
-            base_dim=config.base_dim,
-            z_dim=channels,
-            dim_mult=list(config.dim_mult),
-            num_res_blocks=config.num_res_blocks,
-            temperal_downsample=[False, True, True],
-            latents_mean=mean,
-            latents_std=std,
-        )
+        return AutoencoderKLWan(**_wan_vae_kwargs(config))
+
+
+def autoencoder_parameters(config: AutoencoderConfig) -> int:
+    """Parameter count of the autoencoder a config describes, built on the meta device (no weights read).
+
+    The space-to-depth autoencoder has none; a Wan VAE is counted from its ``config.json``
+    when ``path`` names one, else from the config's own shape.
+    """
+    if config.kind == "space_to_depth":
+        return 0
+    from diffusers import AutoencoderKLWan
+
+    if config.path:
+        root = Path(config.path)
+        folder = root / "vae" if (root / "vae" / "config.json").is_file() else root
+        if not (folder / "config.json").is_file():
+            raise InputError("not a diffusers AutoencoderKLWan directory (no config.json)", path=root)
+        with torch.device("meta"):
+            vae = AutoencoderKLWan.from_config(AutoencoderKLWan.load_config(str(folder)))
+    else:
+        with torch.device("meta"):
+            vae = AutoencoderKLWan(**_wan_vae_kwargs(config))
+    return sum(p.numel() for p in vae.parameters())
 
 
 def load_wan_vae(path: str | Path, *, dtype: torch.dtype = torch.float32) -> nn.Module:

@@ -73,3 +73,25 @@ def encode_prompts(prompts: list[str], tokenizer, encoder, *, max_length: int = 
     hidden = encoder(ids, mask).last_hidden_state
     # Zero every position after the prompt's own tokens, as Wan's pipelines do.
     return hidden * mask.unsqueeze(-1).to(hidden.dtype)
+
+
+def text_encoder_parameters(path: str | Path | None) -> int | None:
+    """Parameter count of a local umT5 encoder, built on the meta device from its config.
+
+    None when there is no encoder (``path`` empty or missing) or ``transformers``, which
+    defines the architecture, is not installed.
+    """
+    if not path or not Path(path).is_dir():
+        return None
+    try:
+        from transformers import UMT5Config, UMT5EncoderModel
+    except ImportError:
+        return None
+    _, enc_dir = _encoder_dirs(path)
+    try:
+        config = UMT5Config.from_pretrained(enc_dir, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"unreadable umT5 config: {exc}".splitlines()[0], path=enc_dir) from None
+    with torch.device("meta"):
+        encoder = UMT5EncoderModel(config)
+    return sum(p.numel() for p in encoder.parameters())
