@@ -62,3 +62,36 @@ def test_two_gloo_processes_match_one(single_run, tmp_path, parallel):
     b = from_pretrained(tmp_path / "ddp" / "model").state_dict()
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_train_module_returns_no_views_under_fsdp2(synth, tmp_path):
+    """FSDP2 hooks the root module's outputs for backward and warns when they are views (an
+    in-place op on one would drop the hook): every loss comes back as a fresh tensor."""
+    import warnings
+
+    import torch.distributed as dist
+
+    from mvt4g.train.builders import build_dataset, build_model, build_train_module, resolve_model_config
+    from mvt4g.train.config import TrainConfig, apply_overrides
+    from mvt4g.train.data import collate
+    from mvt4g.train.distributed import DistContext, wrap
+
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    cfg = apply_overrides(TrainConfig(), [f"data.paths=['{synth}']", "data.queries=8", "model.head_iterations=1"])
+    mc = resolve_model_config(cfg.validate())
+    batch = collate([build_dataset(cfg, mc)[i] for i in range(2)])
+    module = build_train_module(cfg, build_model(cfg, mc), mc, bf16=False)
+    plain = module(batch)
+    assert all(value._base is None for value in plain.values())
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        sharded = wrap(module, "fsdp", DistContext(0, 1, 0, torch.device("cpu"), True), bf16=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            losses = sharded(batch)
+            losses["loss"].backward()
+        assert not [w for w in caught if "view tensor" in str(w.message)]
+        torch.testing.assert_close(losses["loss"], plain["loss"])
+    finally:
+        dist.destroy_process_group()

@@ -87,4 +87,6 @@ class TrainModule(nn.Module):
                         + [zero if parts[k] is None else parts[k].to(zero.dtype) for k in ("seq", "conf", "vis")])  # fmt: skip
         stacked = torch.stack([torch.stack(r) for r in rows])  # [B, 7]
         means = stacked.mean(dim=0)
-        return dict(zip(LOSS_KEYS, means.unbind(0)))
+        # Fresh tensors, not views of ``means``: FSDP2 hooks the root module's outputs for backward,
+        # and an in-place op on a view would silently drop that hook (it warns about views).
+        return {key: value.clone() for key, value in zip(LOSS_KEYS, means.unbind(0))}
