@@ -27,7 +27,7 @@ _mvt4g() {
         "mvt4g analyze") subs="" flags="--overwrite --json --help" valopts="--model --layers --timesteps --pairs --queries --out --visualize --seed --delta --head --shift --device --dtype --threads" pos="" ;;
         "mvt4g info") subs="" flags="--json --help" valopts="--preset --model" pos="" ;;
         "mvt4g convert") subs="recammaster" flags="--help" valopts="" pos="" ;;
-        "mvt4g convert recammaster") subs="" flags="--tracking-head --no-tracking-head --overwrite --json --help" valopts="--base --out --camera --tap-layer --dtype" pos="" ;;
+        "mvt4g convert recammaster") subs="" flags="--tracking-head --no-tracking-head --link --copy --overwrite --json --help" valopts="--base --out --camera --tap-layer --dtype --autoencoder" pos="" ;;
     esac
     case "$path|$prev" in
         "mvt4g tracks compute|--method") COMPREPLY=($(compgen -W "auto geometry flow plugin" -- "$cur")); return ;;
@@ -45,6 +45,7 @@ _mvt4g() {
         "mvt4g analyze|--dtype") COMPREPLY=($(compgen -W "float32 bfloat16 float16" -- "$cur")); return ;;
         "mvt4g convert recammaster|--camera") COMPREPLY=($(compgen -W "recammaster plucker" -- "$cur")); return ;;
         "mvt4g convert recammaster|--dtype") COMPREPLY=($(compgen -W "float32 bfloat16" -- "$cur")); return ;;
+        "mvt4g convert recammaster|--autoencoder") COMPREPLY=($(compgen -W "base space-to-depth random-vae" -- "$cur")); return ;;
     esac
     if [[ " $valopts " == *" $prev "* ]]; then COMPREPLY=($(compgen -f -- "$cur")); return; fi
     if [[ "$cur" == -* ]]; then
