@@ -174,6 +174,10 @@ def test_converted_model_stores_relative_paths_and_survives_moving_both_folders(
     for key, value in original.state_dict().items():
         assert torch.equal(autoencoder.vae.state_dict()[key], value), key
     assert model.config.camera.mode == "recammaster"
+    from mvt4g.sample.pipeline import GeneratePipeline
+
+    pipeline = GeneratePipeline(second / "models" / "x", device="cpu")  # what generate loads
+    assert pipeline.autoencoder.latent_channels == 16
     # Moving the model alone breaks the relative link: one clear line, not a traceback.
     shutil.move(str(second / "models"), str(tmp_path / "alone"))
     from mvt4g.errors import InputError
