@@ -130,3 +130,102 @@ def test_resume_refuses_an_edited_config_toml(cli, tmp_path_factory, tmp_path):
     result = cli("train", "--data", data, "--out", run, "--steps", "3", "--resume")
     assert_one_line_error(result, "config.toml was edited after the run wrote it")
     assert sorted(p.name for p in run.rglob("*")) == before
+
+
+def _hold(folder):
+    """Another process that holds the lock of ``folder`` (kill it to release)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def _release(proc):
+    proc.kill()
+    proc.wait()
+
+
+def test_tracks_over_several_clips_are_refused_while_one_clip_is_in_use(cli, make_clip):
+    clips = [make_clip("a", views=1, frames=5), make_clip("b", views=1, frames=5)]
+    args = ["tracks", *clips, "--method", "flow", "--grid", "2x2", "--json"]
+    proc = _hold(clips[1])
+    try:
+        assert_one_line_error(cli(*args), f"clip folder is in use by pid {proc.pid}", str(clips[1]))
+        assert not any((c / "tracks.npz").exists() for c in clips)  # all or none: clip a was not started either
+    finally:
+        _release(proc)
+    result = cli(*args)
+    assert result.code == 0, result.stderr
+    assert [r["status"] for r in result.json()["clips"]] == ["written", "written"]
+    proc = _hold(clips[0])
+    try:  # a rerun with nothing to do takes no lock, so a held one does not stop it
+        assert [r["status"] for r in cli(*args).json()["clips"]] == ["current", "current"]
+    finally:
+        _release(proc)
+
+
+def test_tracks_under_the_lock_skip_what_another_run_finished_meanwhile(cli, make_clip, monkeypatch):
+    from mvt4g.tracks import compute
+
+    clip = make_clip("a", views=1, frames=5)
+    args = ["tracks", clip, "--method", "flow", "--grid", "2x2", "--json"]
+    assert cli(*args).code == 0
+    stamp = (clip / "tracks.npz").stat().st_mtime_ns
+    plan = compute.plan_track_jobs
+
+    def plan_before_the_other_run_wrote(*a, **k):  # as if planned just before another run finished
+        return [compute.replace(j, status="todo") for j in plan(*a, **k)]
+
+    monkeypatch.setattr(compute, "plan_track_jobs", plan_before_the_other_run_wrote)
+    assert cli(*args).json()["clips"][0]["status"] == "current"
+    assert (clip / "tracks.npz").stat().st_mtime_ns == stamp
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import torch
+
+    from mvt4g.model.checkpoint import save_pretrained
+    from mvt4g.model.config import preset
+    from mvt4g.model.mvt4g_model import MVT4GModel
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("lock_model")
+    save_pretrained(MVT4GModel(preset("tiny")), root / "tiny")
+    return root / "tiny"
+
+
+def test_a_generate_batch_is_refused_while_its_output_folder_is_in_use(cli, tiny_model, tmp_path):
+    import numpy as np
+
+    from mvt4g.io.video import write_video
+
+    ref = write_video(tmp_path / "walk.mp4", np.zeros((9, 32, 32, 3), np.uint8), fps=10)
+    out = tmp_path / "gen"
+    args = ["generate", ref, "--traj", "arc-left,zoom-in", "--model", tiny_model, "--steps", "1", "--frames", "9",
+            "--out-dir", out]  # fmt: skip
+    proc = _hold(out / "walk")
+    try:
+        assert_one_line_error(cli(*args), f"output folder is in use by pid {proc.pid}", str(out / "walk"))
+        assert [p.name for p in (out / "walk").iterdir()] == [LOCK_NAME]
+    finally:
+        _release(proc)
+    result = cli(*args)
+    assert result.code == 0, result.stderr
+    assert sorted(p.name for p in (out / "walk").glob("*.mp4")) == ["arc-left.mp4", "zoom-in.mp4"]
+
+
+def test_a_generate_batch_whose_items_all_fail_leaves_no_folder(cli, tiny_model, tmp_path, monkeypatch):
+    import numpy as np
+
+    from mvt4g.io.video import write_video
+    from mvt4g.sample import batch
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(batch, "write_item", fail)
+    ref = write_video(tmp_path / "walk.mp4", np.zeros((9, 32, 32, 3), np.uint8), fps=10)
+    result = cli("generate", ref, "--traj", "arc-left", "--model", tiny_model, "--steps", "1", "--frames", "9",
+                 "--out-dir", tmp_path / "gen" / "deeper")  # fmt: skip
+    assert result.code == 1
+    assert not (tmp_path / "gen").exists()  # the lock made the folders, and took them back

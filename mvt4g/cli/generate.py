@@ -110,6 +110,8 @@ def generate(
     settings, versions), optional `.side-by-side.mp4`; with `--query-points`, `.tracks.npz`
     (views: reference, generated) and a `.tracks.mp4` overlay. The model is loaded once for
     all items; a failed item is reported and the others still run (exit 1 or 2 at the end).
+With `--out-dir`, each reference's folder is this run's while it runs: a second `generate`
+writing the same reference there is refused ("output folder is in use by pid N", exit 2).
 
     Without `--model` the shipped MVTrack4Gen model is used (a small DiT trained on synthetic
     scenes at 32x32, 9 frames: a demonstration of the method on a CPU, not the paper's model;
@@ -178,17 +180,19 @@ def generate(
                      query_spec=query_points, size=(height, width), token_stride=config.token_stride,
                      overwrite=overwrite)  # fmt: skip
 
+    from mvt4g.sample.batch import lock_item_folders
     from mvt4g.sample.pipeline import GeneratePipeline
 
-    pipeline = GeneratePipeline(model_dir, device=torch_device, dtype=dtype)
-    if prompt and pipeline.text is None:
-        common.warn(f"{pipeline.text_note}; the prompt is ignored and guidance is skipped")
-    common.info(
-        f"model {model_dir} ({config.name}) on {pipeline.device} {str(pipeline.dtype).replace('torch.', '')}, "
-        f"loaded in {pipeline.load_seconds:.1f} s (+ {pipeline.import_seconds:.1f} s importing diffusers); {len(jobs)} item(s) of {n_frames} frames at {height}x{width}, "
-        f"{settings.steps} {settings.sampler} steps"
-    )
-    outcomes = _run(pipeline, jobs, options, settings, seed, prompt, track_timestep, overwrite, single=len(jobs) == 1)
+    with lock_item_folders(jobs, out_dir=out_dir if out is None else None):
+        pipeline = GeneratePipeline(model_dir, device=torch_device, dtype=dtype)
+        if prompt and pipeline.text is None:
+            common.warn(f"{pipeline.text_note}; the prompt is ignored and guidance is skipped")
+        common.info(
+            f"model {model_dir} ({config.name}) on {pipeline.device} {str(pipeline.dtype).replace('torch.', '')}, "
+            f"loaded in {pipeline.load_seconds:.1f} s (+ {pipeline.import_seconds:.1f} s importing diffusers); {len(jobs)} item(s) of {n_frames} frames at {height}x{width}, "
+            f"{settings.steps} {settings.sampler} steps"
+        )
+        outcomes = _run(pipeline, jobs, options, settings, seed, prompt, track_timestep, overwrite, single=len(jobs) == 1)
     failed = [o for o in outcomes if not o.ok]
     if json_out:
         common.emit_json({

@@ -97,6 +97,8 @@ def compute(
 
     Resumable: a clip whose output was made from the same inputs and options is skipped.
     An existing output made otherwise (e.g. a clip's exact tracks) is kept unless --overwrite.
+    The clip folders being written are this run's while it runs: a second run on one of them
+    is refused ("clip folder is in use by pid N", exit 2).
 
     Examples:
 
@@ -106,7 +108,7 @@ def compute(
 
         mvt4g tracks clip --tracker ./my_cotracker.py:track --queries-from clip/tracks.npz --out pred.npz
     """
-    from mvt4g.tracks.compute import TrackOptions, plan_track_jobs, run_track_job
+    from mvt4g.tracks.compute import TrackOptions, lock_track_jobs, plan_track_jobs, run_track_job
     from mvt4g.tracks.queries import parse_grid
 
     options = TrackOptions(
@@ -117,7 +119,7 @@ def compute(
     jobs = plan_track_jobs(clips, options, out=out, overwrite=overwrite)  # checks everything before any work
     start = time.perf_counter()
     results = []
-    with common.progress() as bar:
+    with lock_track_jobs(jobs, overwrite=overwrite) as jobs, common.progress() as bar:
         task = bar.add_task("tracks", total=len(jobs))
         for job in jobs:
             results.append(run_track_job(job))

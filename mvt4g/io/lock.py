@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from mvt4g.errors import InputError
@@ -79,6 +79,25 @@ def directory_lock(folder: str | Path, what: str = "run directory") -> Iterator[
         lock.release(cleanup=True)
         raise
     lock.release()
+
+
+@contextlib.contextmanager
+def lock_folders(folders: Iterable[str | Path], what: str) -> Iterator[list[DirectoryLock]]:
+    """Hold :class:`DirectoryLock` on every folder for the block (a command that writes into
+    many folders: tracks over a dataset, generate's per-reference folders).
+
+    All or none: a folder in use raises :class:`InputError` and drops the locks taken so far.
+    On any exit, folders the locks created and nothing was written in are removed again (a
+    batch whose items all failed leaves nothing behind).
+    """
+    locks: list[DirectoryLock] = []
+    try:
+        for folder in sorted({Path(f) for f in folders}):
+            locks.append(DirectoryLock(folder, what).acquire())
+        yield locks
+    finally:
+        for lock in reversed(locks):
+            lock.release(cleanup=True)
 
 
 def is_lock_file(path: Path) -> bool:

@@ -14,13 +14,15 @@ and next to each video ``V.mp4``::
     V.tracks.mp4         reference | generated with coloured track trails (with queries)
 
 Everything that can be checked is checked by :func:`plan_jobs` before the first file is
-written (names, existing outputs, query points). A job that fails later (a video that turns
+written (names, existing outputs, query points); :func:`lock_item_folders` then makes the
+item folders this process's for the run. A job that fails later (a video that turns
 out not to decode, out of memory, a NaN) is reported in its :class:`JobOutcome` and the others
 still run; the video is written last, so a present ``V.mp4`` means a complete item.
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 from collections.abc import Callable
@@ -31,6 +33,7 @@ import numpy as np
 
 from mvt4g.errors import InputError, MVT4GError, OutputExistsError
 from mvt4g.io.atomic import check_output_location, check_output_path, write_json_atomic
+from mvt4g.io.lock import lock_folders
 from mvt4g.sample.queries import load_query_points
 from mvt4g.sample.reference import ReferenceOptions, ReferencePlan, read_reference
 from mvt4g.sample.targets import TargetTrajectory
@@ -154,6 +157,20 @@ def plan_jobs(
             queries = load_query_points(query_spec, height=size[0], width=size[1], frames=ref.frames, token_stride=token_stride)
         jobs.append(GenerateJob(ref, traj, paths, queries))
     return jobs
+
+
+def lock_item_folders(jobs: list[GenerateJob], *, out_dir: Path | None) -> contextlib.AbstractContextManager:
+    """Own the output folders of a ``--out-dir`` batch for the whole run (model loading included).
+
+    Each reference's folder ``DIR/REF_STEM`` is locked (``mvt4g.io.lock``), not ``DIR``
+    itself: two batches on different references may share ``DIR``, and ``DIR`` (the current
+    folder by default) gets no lock file. A second process on the same reference is refused
+    with ``output folder is in use by pid N``. ``--out FILE`` (one item, written atomically)
+    locks nothing.
+    """
+    if out_dir is None:
+        return contextlib.nullcontext([])
+    return lock_folders((job.paths.video.parent for job in jobs), "output folder")
 
 
 def library_versions() -> dict[str, str]:

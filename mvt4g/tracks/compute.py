@@ -17,16 +17,18 @@ output holds the same key is current and skipped.
 Many clips (what ``mvt4g tracks compute`` does)::
 
     jobs = plan_track_jobs(["data/synth/scene_0000"], TrackOptions(method="geometry"))
-    rows = [run_track_job(job) for job in jobs]     # one JSON-ready dict per clip
+    with lock_track_jobs(jobs) as jobs:             # the clip folders are this run's
+        rows = [run_track_job(job) for job in jobs]  # one JSON-ready dict per clip
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -295,6 +297,32 @@ def plan_track_jobs(
         check_output_path(target, overwrite=overwrite)
         jobs.append(TrackJob(clip, target, plan, options, "todo", key, tracker))
     return jobs
+
+
+@contextlib.contextmanager
+def lock_track_jobs(jobs: list[TrackJob], *, overwrite: bool = False) -> Iterator[list[TrackJob]]:
+    """Own the clip folders this run writes ``tracks.npz`` into, for the whole run.
+
+    A run over a dataset writes into many clip folders over a long time; a second run on any
+    of them is refused with ``clip folder is in use by pid N`` (``mvt4g.io.lock``) instead
+    of both computing the same tracks. Only clips with work to do are locked (a rerun that
+    finds everything current touches nothing), and ``--out FILE`` (one clip, written
+    atomically) locks nothing. Yields the jobs re-checked under the lock: one another run
+    finished meanwhile is ``current``, or refused as it would have been at planning time.
+    """
+    from mvt4g.errors import OutputExistsError
+    from mvt4g.io.lock import lock_folders
+
+    folders = [job.clip.root for job in jobs if job.status == "todo" and job.out == job.clip.tracks_path]
+    with lock_folders(folders, "clip folder"):
+        checked = []
+        for job in jobs:
+            if job.status == "todo" and not overwrite and job.out.exists():
+                if read_input_key(job.out) != job.key:
+                    raise OutputExistsError("output exists (pass --overwrite to replace it)", path=job.out)
+                job = replace(job, status="current")
+            checked.append(job)
+        yield checked
 
 
 def run_track_job(job: TrackJob, tracker: Callable | None = None) -> dict:
