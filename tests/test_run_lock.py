@@ -128,8 +128,43 @@ def test_resume_refuses_an_edited_config_toml(cli, tmp_path_factory, tmp_path):
     saved.write_text(saved.read_text().replace("lr = 0.001", "lr = 0.5"))
     before = sorted(p.name for p in run.rglob("*"))
     result = cli("train", "--data", data, "--out", run, "--steps", "3", "--resume")
-    assert_one_line_error(result, "config.toml was edited after the run wrote it")
+    assert_one_line_error(result, "config.toml was edited after the run wrote it (optim.lr: 0.001 -> 0.5)",
+                          "optim.lr cannot change on a resume")  # fmt: skip
     assert sorted(p.name for p in run.rglob("*")) == before
+    # Repeating a change a resume may not make does not accept it either.
+    result = cli("train", "--data", data, "--out", run, "--steps", "3", "--resume", "--set", "optim.lr=0.5")
+    assert_one_line_error(result, "optim.lr cannot change on a resume")
+    assert sorted(p.name for p in run.rglob("*")) == before
+
+
+def test_resume_accepts_an_edit_that_the_command_repeats(cli, tmp_path_factory, tmp_path):
+    data = synth_clips(tmp_path_factory)
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    run = tmp_path / "run"
+    assert cli("train", "--config", config, "--data", data, "--out", run, "--steps", "1").code == 0
+    saved = run / "config.toml"
+    text = saved.read_text()
+    saved.write_text("# checked by hand\n" + text)  # no key changed: nothing to accept
+    assert cli("train", "--out", run, "--steps", "2", "--resume").code == 0
+    saved.write_text(saved.read_text().replace("keep_last = 1", "keep_last = 2").replace("log_every = 1", "log_every = 3"))
+    resume = ["train", "--out", run, "--steps", "3", "--resume", "--json"]
+    result = cli(*resume)
+    assert_one_line_error(result, "(train.log_every: 1 -> 3, train.keep_last: 1 -> 2)",
+                          "repeat it: --set train.log_every=3 --set train.keep_last=2")  # fmt: skip
+    assert_one_line_error(cli(*resume, "--set", "train.keep_last=2"), "repeat it: --set train.log_every=3 (")
+    assert_one_line_error(cli(*resume, "--set", "train.keep_last=2", "--set", "train.log_every=4"), "--set train.log_every=3")
+    result = cli(*resume, "--set", "train.keep_last=2", "--set", "train.log_every=3")
+    assert result.code == 0, result.stderr
+    assert result.json()["start_step"] == 2 and "keep_last = 2" in saved.read_text()
+    assert cli("train", "--out", run, "--steps", "4", "--resume").code == 0  # accepted: the run's config now
+
+
+def test_train_help_lists_the_keys_a_resume_may_change(cli):
+    from mvt4g.train.trainer import RESUMABLE_KEYS
+
+    text = " ".join(cli("train", "--help").stdout.split())
+    assert all(key in text for key in RESUMABLE_KEYS - {"train.out"}), text
 
 
 def _hold(folder):

@@ -24,7 +24,8 @@ DataOpt = Annotated[
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a config key, e.g. --set optim.lr=5e-5 (repeatable)."),
+    typer.Option("--set", help="Override a config key, e.g. --set optim.lr=5e-5 (repeatable). With --resume, also "
+                 "accepts an edit of the run's config.toml by repeating it (only keys a resume may change)."),
 ]
 
 
@@ -44,6 +45,13 @@ def _load(config: Path | None, overrides: list[str] | None, data: list[Path] | N
     if data:
         cfg.data.paths = [str(p) for p in data]
     return cfg
+
+
+def _explicit_keys(overrides: list[str] | None, steps: int | None) -> set[str]:
+    """Keys this command sets by name: on --resume they may accept an edit of the run's config.toml."""
+    from mvt4g.train.config import override_keys
+
+    return override_keys(list(overrides or [])) | ({"train.steps"} if steps is not None else set())
 
 
 class _Progress:
@@ -100,6 +108,13 @@ def train(
     Ctrl-C (SIGINT) or SIGTERM saves a checkpoint and exits 130 (SIGTERM: 143); a NaN/inf loss exits 1
     without saving. Multi-process: `torchrun --nproc-per-node N -m mvt4g train ...`.
 
+    --resume continues from the latest valid checkpoint. It may change only keys that leave the
+    run's losses as they were (train.steps, train.log_every, train.checkpoint_every,
+    train.keep_last, train.threads, train.device, train.parallel, train.tensorboard,
+    data.num_workers, data.cache_dir, data.cache_plucker, model.gradient_checkpointing). An
+    edited RUN_DIR/config.toml is refused with the changes key by key ("train.keep_last: 3 -> 5")
+    until the resume repeats them (`--set train.keep_last=5`) or the file is restored.
+
     Examples:
 
         mvt4g train --config examples/train_tiny.toml --data data/synth --out runs/tiny
@@ -143,7 +158,7 @@ def train(
                 raise InputError("--overwrite only deletes run directories (this one has no config.toml)", path=run_dir)
             shutil.rmtree(run_dir)
     with common.progress(transient=True) as bar:
-        result = Trainer(cfg, resume=resume, callback=_Progress(bar)).run()
+        result = Trainer(cfg, resume=resume, callback=_Progress(bar), confirmed=_explicit_keys(overrides, steps)).run()
     summary = result.to_dict()
     if json_out and _is_rank0():
         common.emit_json(summary)

@@ -355,6 +355,16 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     return cfg
 
 
+def override_keys(overrides: list[str]) -> set[str]:
+    """The keys a list of ``--set key=value`` names."""
+    return {parse_override(text)[0] for text in overrides}
+
+
+def toml_value(value: Any) -> str:
+    """A config value as TOML text, the way ``--set`` takes it."""
+    return _toml_value(value)
+
+
 # ---- writing ----------------------------------------------------------------------------
 
 

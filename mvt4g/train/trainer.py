@@ -17,7 +17,9 @@ signal (the CLI then exits 130 for SIGINT, 143 for SIGTERM). A second signal act
 
 Resume: a run directory with ``config.toml`` is continued from its latest valid checkpoint
 (``--resume``); the configs must agree except for keys that do not change the trajectory
-(:data:`RESUMABLE_KEYS`, e.g. ``train.steps``), otherwise ConfigError (exit 2).
+(:data:`RESUMABLE_KEYS`, e.g. ``train.steps``), otherwise ConfigError (exit 2). An edit of
+the run's config.toml is refused with its key-by-key diff unless it only touches those keys
+and the command repeats it with ``--set`` (:func:`check_config_edit`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from mvt4g.io.atomic import check_output_location, write_text_atomic
 from mvt4g.io.lock import DirectoryLock, is_lock_file
 from mvt4g.train import builders
 from mvt4g.train.checkpointing import Checkpointer
-from mvt4g.train.config import TrainConfig, diff_keys, load_config, to_toml
+from mvt4g.train.config import TrainConfig, diff_keys, load_config, to_toml, toml_value
 from mvt4g.train.distributed import (
     DistContext,
     all_reduce_mean,
@@ -106,25 +108,22 @@ class StopFlag:
 
 
 CONFIG_HASH_NAME = "config.sha256"  # what config.toml held when the run wrote it: --resume refuses an edited one
+CONFIG_COPY_NAME = ".config.toml.written"  # a copy of it, so a refusal can say what the edit changed
 
 
-def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
-    """Refuse a used run directory without ``--resume``, or a resume with another config."""
+def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool, confirmed: frozenset[str] = frozenset()) -> None:
+    """Refuse a used run directory without ``--resume``, or a resume with another config.
+
+    ``confirmed``: the keys this command sets explicitly (``--set``, ``--steps``), which may
+    accept an edit of the run's config.toml (:func:`check_config_edit`).
+    """
     saved = run_dir / "config.toml"
     if not resume:
         if run_dir.exists() and any(not is_lock_file(p) for p in run_dir.iterdir()):
             raise OutputExistsError("run directory exists and is not empty (pass --resume to continue it, or choose "
                                     "another --out)", path=run_dir)  # fmt: skip
     elif saved.is_file():
-        stamp = run_dir / CONFIG_HASH_NAME
-        if stamp.is_file() and stamp.read_text().strip() != hashlib.sha256(saved.read_bytes()).hexdigest():
-            raise ConfigError("cannot resume: config.toml was edited after the run wrote it (a resume takes its "
-                              "changes from --config/--set, see RESUMABLE_KEYS); restore it or use another --out",
-                              path=saved)  # fmt: skip
-        try:
-            previous = load_config(saved)
-        except ConfigError as exc:
-            raise ConfigError(f"cannot resume: {exc}") from None
+        previous = check_config_edit(cfg, run_dir, confirmed)
         changed = [k for k in diff_keys(previous, cfg) if k not in RESUMABLE_KEYS]
         if changed:
             key = changed[0]
@@ -135,23 +134,66 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
     check_output_location(run_dir)
 
 
+def _load_run_config(path: Path) -> TrainConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise ConfigError(f"cannot resume: {exc}") from None
+
+
+def check_config_edit(cfg: TrainConfig, run_dir: Path, confirmed: frozenset[str]) -> TrainConfig:
+    """The config the run was trained with; refuses an edit of its config.toml that is not accepted.
+
+    An edit (config.toml no longer matches config.sha256) is accepted only when every key it
+    changed is one a resume may change (:data:`RESUMABLE_KEYS`) and this command repeats
+    the change explicitly (``--set KEY=VALUE`` with the edited value): an edit is deliberate
+    or it is refused, never used or ignored silently. The refusal lists the changes key by
+    key ("optim.lr: 0.001 -> 0.0005"). An edit of comments or layout changes no key: fine.
+    """
+    saved, stamp, copy = run_dir / "config.toml", run_dir / CONFIG_HASH_NAME, run_dir / CONFIG_COPY_NAME
+    if not stamp.is_file() or stamp.read_text().strip() == hashlib.sha256(saved.read_bytes()).hexdigest():
+        return _load_run_config(saved)
+    if not copy.is_file():  # a run written before the copy was kept: no way to tell what changed
+        raise ConfigError("cannot resume: config.toml was edited after the run wrote it; restore it or use another "
+                          "--out", path=saved)  # fmt: skip
+    written, edited = _load_run_config(copy), _load_run_config(saved)
+    changes = diff_keys(written, edited)
+    diff = ", ".join(f"{k}: {toml_value(written.get(k))} -> {toml_value(edited.get(k))}" for k in changes)
+    fixed = [k for k in changes if k not in RESUMABLE_KEYS]
+    if fixed:
+        raise ConfigError(f"cannot resume: config.toml was edited after the run wrote it ({diff}); "
+                          f"{', '.join(fixed)} cannot change on a resume (the run would no longer be the one its "
+                          "checkpoints come from): restore config.toml or start a new run with another --out",
+                          path=saved)  # fmt: skip
+    unconfirmed = [k for k in changes if k not in confirmed or cfg.get(k) != edited.get(k)]
+    if unconfirmed:
+        again = " ".join(f"--set {k}={toml_value(edited.get(k))}" for k in unconfirmed)
+        raise ConfigError(f"cannot resume: config.toml was edited after the run wrote it ({diff}); to accept the "
+                          f"edit repeat it: {again} (or restore config.toml)", path=saved)  # fmt: skip
+    return written
+
+
 def write_run_config(cfg: TrainConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     text = to_toml(cfg)
     write_text_atomic(run_dir / "config.toml", text)
     written = hashlib.sha256((run_dir / "config.toml").read_bytes()).hexdigest()
-    stamp = run_dir / CONFIG_HASH_NAME
+    stamp, copy = run_dir / CONFIG_HASH_NAME, run_dir / CONFIG_COPY_NAME
     if not stamp.is_file() or stamp.read_text().strip() != written:  # unchanged: left as it is
         write_text_atomic(stamp, written + "\n")
+    if not copy.is_file() or copy.read_text() != text:
+        write_text_atomic(copy, text)
 
 
 class Trainer:
     """See the module docstring. ``callback`` receives the logger's events (rank 0 only)."""
 
-    def __init__(self, cfg: TrainConfig, *, resume: bool = False, callback: Callback | None = None):
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False, callback: Callback | None = None,
+                 confirmed: frozenset[str] | set[str] = frozenset()):
         self.cfg = builders.absolutize_paths(cfg).validate()
         self.run_dir = Path(self.cfg.train.out)
         self.resume = resume
+        self.confirmed = frozenset(confirmed)  # keys set explicitly: may accept an edit of config.toml
         self.callback = callback
 
     def run(self) -> TrainResult:
@@ -185,7 +227,7 @@ class Trainer:
 
     def _run_locked(self, ctx: DistContext, cfg: TrainConfig, model_config, dataset, start_time: float) -> TrainResult:
         t = cfg.train
-        check_run_dir(cfg, self.run_dir, self.resume)
+        check_run_dir(cfg, self.run_dir, self.resume, self.confirmed)
         barrier(ctx)  # every process checked before rank 0 writes anything
         if ctx.is_main:
             write_run_config(cfg, self.run_dir)
