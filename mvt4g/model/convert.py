@@ -299,6 +299,7 @@ def converted_autoencoder(base: Path, channels: int, source: str):
         if z_dim != channels:
             raise InputError(f"the base's VAE has {z_dim} latent channels, its transformer {channels}", path=base / "vae")
         config = preset("wan2.1-1.3b").autoencoder
+        config.latent_channels = channels
         config.path = str(base.resolve())
         return config
     if source == "space-to-depth":
