@@ -20,6 +20,7 @@ from mvt4g.analysis.summary import (
     layer_verdict,
     metric_tables,
     minmax_normalise,
+    pck_leader,
     pooled_layer_pck,
 )
 
@@ -150,8 +151,10 @@ def test_layer_verdict_names_a_layer_only_when_it_stands_out():
     clear = [(0.05, 0.01), (0.40, 0.02), (0.10, 0.01)]
     v = layer_verdict(clear, layers, 1, chance)
     assert v["stands_out"] and v["runner_up"] == 2 and v["margin_over_runner_up_se"] > 2
-    # The harmonic-mean candidate is not the PCK leader: not named either.
+    # A candidate that is not the PCK leader is not named either.
     assert not layer_verdict(clear, layers, 2, chance)["stands_out"]
+    assert pck_leader(clear, layers) == 1 and pck_leader([(math.nan, math.nan)], [0]) is None
+    assert pck_leader([(0.3, 0.01), (0.3, 0.01)], [4, 7]) == 4  # ties: the earlier layer
     assert not layer_verdict(clear, layers, None, chance)["stands_out"]
 
 

@@ -32,3 +32,25 @@ def test_provenance_of_runs_without_presets_is_unchanged_and_bad_names_are_refus
         SynthSettings(preset_views=("arc-lef",)).validate()
     with pytest.raises(InputError, match="twice"):
         SynthSettings(preset_views=("zoom-in", "zoom-in")).validate()
+
+
+def test_analysis_reads_preset_view_tracks_by_name(tmp_path):
+    """The clip lists views sorted (arc-left before cam01), the track file in rendering order:
+    the analysis must pick the named view's tracks, not the one at the same position."""
+    from mvt4g.analysis.inputs import load_pair, open_clip_source
+    from mvt4g.io.clip import read_clip
+    from mvt4g.synth.pipeline import SynthSettings, synthesize
+    from mvt4g.tracks.format import read_tracks
+
+    scene = synthesize(SynthSettings(views=2, frames=5, height=16, width=16, points=32, preset_views=("arc-left",)),
+                       tmp_path / "s", 1)[0]  # fmt: skip
+    clip = read_clip(scene)
+    exact = read_tracks(clip.tracks_path)
+    assert clip.views[0] == "arc-left" and list(exact.views)[0] == "cam01"
+    source = open_clip_source(scene, (16, 16), 5, 4)
+    pair = load_pair(source, "cam01", "arc-left", 32, seed=0)
+    arc = list(exact.views).index("arc-left")
+    frames = pair.camera_frames
+    want = exact.tracks[arc][frames][:, pair.track_ids]
+    seen = pair.visible[1]
+    np.testing.assert_allclose(pair.tracks[1][seen], want[seen], atol=1e-6)

@@ -90,7 +90,8 @@ def open_clip_source(path: str | Path, size: tuple[int, int], frames: int, tempo
             f"tracks cover {n_views} views x {n_frames} frames, the clip has {len(clip.views)} x {clip.frames}",
             path=clip.tracks_path,
         )
-    if tracks.views is not None and list(tracks.views) != clip.views:
+    # Track files may list views in another order than the clip's (sorted) names: matched by name.
+    if tracks.views is not None and sorted(tracks.views) != sorted(clip.views):
         raise InputError(f"tracks name views {tracks.views}, the clip has {clip.views}", path=clip.tracks_path)
     if tuple(tracks.image_size) != (clip.height, clip.width):
         raise InputError(
@@ -146,7 +147,8 @@ def load_pair(source: ClipSource, reference: str, target: str, max_queries: int,
     string when no track is eligible.
     """
     clip = source.clip
-    view_ids = [clip.views.index(reference), clip.views.index(target)]
+    names = list(source.tracks.views) if source.tracks.views is not None else clip.views
+    view_ids = [names.index(reference), names.index(target)]
     camera_frames = source.frame_indices[source.latent_frames]
     height, width = source.size
     tracks = source.crop.map_points(source.tracks.tracks[view_ids][:, camera_frames])  # [2, F, N, 2]

@@ -30,6 +30,7 @@ from mvt4g.analysis.summary import (
     json_table,
     layer_verdict,
     metric_tables,
+    pck_leader,
     pooled_layer_pck,
 )
 from mvt4g.io.atomic import atomic_dir, check_output_path
@@ -98,10 +99,12 @@ def build_report(result: AnalysisResult, settings: AnalysisSettings) -> dict:
 
 
 def _best_layer(result: AnalysisResult, tables: dict, timesteps: list[float], per_type: dict, chance: float) -> dict:
-    """The harmonic-mean candidate, named as best only when it stands out (``summary.layer_verdict``)."""
+    """The cross-view PCK leader, named as best only when it stands out (``summary.layer_verdict``),
+    beside the paper's harmonic-mean choice."""
     layers = result.plan.layers
-    candidate, score, ti = best_layer(tables[BEST_LAYER_TYPE]["harmonic_mean"], layers)
+    hm_layer, score, _ = best_layer(tables[BEST_LAYER_TYPE]["harmonic_mean"], layers)
     layer_pck = pooled_layer_pck(result.cells)
+    candidate = pck_leader(layer_pck, layers)
     verdict = layer_verdict(layer_pck, layers, candidate, chance)
     best = {
         "layer": candidate if verdict["stands_out"] else None,
@@ -109,17 +112,18 @@ def _best_layer(result: AnalysisResult, tables: dict, timesteps: list[float], pe
         "verdict": f"layer {candidate} stands out" if verdict["stands_out"] else "no layer stands out",
         **verdict,
         "type": BEST_LAYER_TYPE,
-        "criterion": f"highest cross-view harmonic mean averaged over timesteps; named only if its pooled cross-view "
-        f"PCK is >= 2x chance and >= {Z_CHANCE:g} standard errors above it, and >= {Z_MARGIN:g} standard errors "
-        "above every other layer's",
+        "criterion": f"highest cross-view PCK pooled over timesteps; named only if it is >= 2x chance and "
+        f">= {Z_CHANCE:g} standard errors above it, and >= {Z_MARGIN:g} standard errors above every other layer's",
         "chance_pck": _num(chance),
         "cross_view_pck_by_layer": [{"layer": layer, "pck": _num(p), "se": _num(e)} for layer, (p, e) in zip(layers, layer_pck)],
+        "harmonic_mean_layer": hm_layer,
         "harmonic_mean": _num(score),
         "per_type": per_type,
     }  # fmt: skip
     if candidate is not None:
         li = layers.index(candidate)
-        best["best_timestep"] = timesteps[ti]
+        row = tables[BEST_LAYER_TYPE]["pck"][li]
+        best["best_timestep"] = timesteps[int(np.argmax(np.where(np.isfinite(row), row, -np.inf)))]
         with np.errstate(invalid="ignore"):
             best["pck"] = {n: _num(np.nanmean(tables[n]["pck"][li])) for n in CORRESPONDENCE_TYPES}
     return best

@@ -19,12 +19,13 @@ Best layer: the layer whose cross-view harmonic mean, averaged over the analysed
 highest (the paper picks its correspondence-specialised layer from the cross-view results);
 ties go to the earlier layer. The best layer of each type is reported too.
 
-Standing out (:func:`layer_verdict`): a layer is *named* best only when its cross-view PCK,
-pooled over the analysed timesteps, is (a) at least twice the chance level and above it by
-at least ``Z_CHANCE`` standard errors (over query points), and (b) above every other layer's by
-at least ``Z_MARGIN`` standard errors of the difference. The layer checked is the
-harmonic-mean choice above; when it fails, the report says "no layer stands out" and names
-none. Chance (:func:`chance_pck`) is a matcher that picks forward and backward tokens uniformly
+Standing out (:func:`layer_verdict`): the layer with the highest cross-view PCK, pooled over
+the analysed timesteps, is *named* best only when that PCK is (a) at least twice the chance
+level and above it by at least ``Z_CHANCE`` standard errors (over query points), and (b) above
+every other layer's by at least ``Z_MARGIN`` standard errors of the difference; otherwise the
+report says "no layer stands out" and names none. (The harmonic-mean choice above is reported
+beside it, as the paper's criterion; it mixes in attention mass and confidence, which reward
+peaked attention whether or not it lands on the right token.) Chance (:func:`chance_pck`) is a matcher that picks forward and backward tokens uniformly
 at random: both must land within ``delta_px`` of their points, so chance PCK is
 ``pbar^2``, with ``pbar`` the share of token centres within ``delta_px`` of a point, averaged
 over points spread uniformly over the image.
@@ -145,8 +146,14 @@ def pooled_layer_pck(cells: list[list[MetricSums]], kind: str = BEST_LAYER_TYPE)
     return out
 
 
+def pck_leader(layer_pck: list[tuple[float, float]], layers: list[int]) -> int | None:
+    """The layer with the highest pooled PCK (ties: the earlier layer); None when none has pairs."""
+    finite = [(p, -i) for i, (p, _) in enumerate(layer_pck) if math.isfinite(p)]
+    return layers[-max(finite)[1]] if finite else None
+
+
 def layer_verdict(layer_pck: list[tuple[float, float]], layers: list[int], candidate: int | None, chance: float) -> dict:
-    """Whether ``candidate`` (the harmonic-mean choice) stands out (module docstring).
+    """Whether ``candidate`` (normally :func:`pck_leader`) stands out (module docstring).
 
     Returns {"stands_out", "reason", "margin_over_chance_se", "margin_over_runner_up_se", "runner_up"}.
     """

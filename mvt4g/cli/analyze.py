@@ -50,10 +50,11 @@ def analyze(
     the correct matches), confidence score (peak of the attention re-normalised over a frame),
     and their harmonic mean after min-max normalisation. Writes OUT/analysis.json,
     OUT/heatmaps.png (layer x timestep, as the paper's Fig. 4), OUT/scores.png and, with
-    --visualize, OUT/query_attention.png. The layer with the best cross-view harmonic mean is
-    named best only when its cross-view PCK stands out: at least twice the chance level of the
+    --visualize, OUT/query_attention.png. The layer with the highest cross-view PCK (pooled over
+    timesteps) is named best only when it stands out: at least twice the chance level of the
     token grid and 3 standard errors (over query points) above it, and 2 standard errors above
-    every other layer; otherwise the verdict is "no layer stands out".
+    every other layer; otherwise the verdict is "no layer stands out". The harmonic-mean choice
+    per correspondence type (the paper's criterion) is shown beside it.
 
     Examples:
 
