@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
+import os
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -221,6 +223,39 @@ def check_outputs(
 
 def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)  # this worker process only
+    # A SIGTERM to the whole process group (timeout, a job scheduler) reaches the workers too;
+    # Python's default would end one mid-write and leave its temporary scene folder behind.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _sigterm_when_parent_dies()
+
+
+def _synthesize_in_worker(settings: SynthSettings, index: int, out: str | Path, overwrite: bool) -> Path:
+    try:
+        return synthesize_one(settings, index, out, overwrite)
+    except SystemExit as stop:  # SIGTERM (_exit_on_sigterm): the scene's temporary is removed by now
+        # End the process: the pool would catch the exception and wait for the next scene,
+        # for ever if the main process was killed.
+        os._exit(stop.code if isinstance(stop.code, int) else 143)
+
+
+def _sigterm_when_parent_dies() -> None:
+    """Linux: a worker whose main process is killed (kill -9) gets SIGTERM, instead of living
+    on as an orphan that renders into a folder a rerun may be using."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took effect
+        raise SystemExit(143)
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    # Once: a second SIGTERM (timeout sends one to the process and one to its group) must
+    # not cut short the cleanup the first started. SystemExit, not KeyboardInterrupt: an
+    # idle worker then ends without a traceback, a busy one removes its temporary first.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
 
 
 def synthesize(
@@ -262,15 +297,20 @@ def synthesize(
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker,
                              initargs=(settings.threads,)) as pool:  # fmt: skip
-        pending = {pool.submit(synthesize_one, settings, i, out, overwrite): i for i in todo}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
-            for fut in done:
-                i = pending.pop(fut)
-                if fut.exception() is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise fut.exception()
-                if on_done:
-                    on_done(paths[i])
+        pending = {pool.submit(_synthesize_in_worker, settings, i, out, overwrite): i for i in todo}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+                for fut in done:
+                    i = pending.pop(fut)
+                    if fut.exception() is not None:
+                        raise fut.exception()
+                    if on_done:
+                        on_done(paths[i])
+        except BaseException:
+            # A failed scene, Ctrl-C or SIGTERM: scenes not started are dropped (the pool would
+            # otherwise render them all before the exception gets out); the ones rendering
+            # finish their atomic write or leave nothing.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return paths
