@@ -17,7 +17,8 @@ Everything that can be checked is checked by :func:`plan_jobs` before the first 
 written (names, existing outputs, query points); :func:`lock_item_folders` then makes the
 item folders this process's for the run. A job that fails later (a video that turns
 out not to decode, out of memory, a NaN) is reported in its :class:`JobOutcome` and the others
-still run; the video is written last, so a present ``V.mp4`` means a complete item.
+still run; the video is written last, so a present ``V.mp4`` means a complete item, and
+companions without it (what kill -9 leaves of an item) are replaced without ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ class ItemPaths:
 
     def files(self) -> list[Path]:
         return [p for p in (self.video, self.trajectory, self.metadata, self.side_by_side, self.tracks, self.overlay) if p]
+
+    def may_replace(self, path: Path, overwrite: bool) -> bool:
+        """Whether ``path`` may be written over: with ``overwrite``, or when it is a companion of
+        a video that is missing. The video is written last, so companions without it are what an
+        interrupted run (kill -9) left of an unfinished item, not outputs to keep."""
+        return overwrite or (path != self.video and not self.video.exists())
 
     def to_dict(self) -> dict[str, str | None]:
         return {k: (str(v) if v is not None else None) for k, v in self.__dict__.items()}
@@ -149,7 +156,7 @@ def plan_jobs(
             if p.parent.exists() and not p.parent.is_dir():
                 raise InputError("output folder is a file", path=p.parent)
             if out is not None or p.parent.is_dir():
-                check_output_path(p, overwrite=overwrite)
+                check_output_path(p, overwrite=paths.may_replace(p, overwrite))
             elif p.exists() and not overwrite:  # pragma: no cover (parent missing implies absent)
                 raise OutputExistsError("output exists (pass --overwrite to replace it)", path=p)
         queries = None
@@ -216,7 +223,8 @@ def write_item(job: GenerateJob, reference, result, trajectory_c2w: np.ndarray, 
     paths = job.paths
     paths.video.parent.mkdir(parents=True, exist_ok=True)
     for p in paths.files():
-        check_output_path(p, overwrite=overwrite)
+        check_output_path(p, overwrite=paths.may_replace(p, overwrite))
+    companions = paths.may_replace(paths.trajectory, overwrite)  # decided before the video exists
     fps = reference.fps
     written: list[Path] = []
     try:
@@ -226,10 +234,10 @@ def write_item(job: GenerateJob, reference, result, trajectory_c2w: np.ndarray, 
             write_tracks(paths.tracks, result.tracks)
             written.append(paths.tracks)
             overlay = draw_overlay([reference.frames, result.frames], result.tracks)
-            written.append(write_video(paths.overlay, overlay, fps, overwrite=overwrite))
+            written.append(write_video(paths.overlay, overlay, fps, overwrite=companions))
         if paths.side_by_side is not None:
             both = np.concatenate([reference.frames, result.frames], axis=2)
-            written.append(write_video(paths.side_by_side, both, fps, overwrite=overwrite))
+            written.append(write_video(paths.side_by_side, both, fps, overwrite=companions))
         write_json_atomic(paths.trajectory, trajectory_json(job.trajectory.name, trajectory_c2w))
         written.append(paths.trajectory)
         write_json_atomic(paths.metadata, metadata)
