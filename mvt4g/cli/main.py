@@ -150,6 +150,8 @@ def _sigterm_raises() -> Iterator[list[int]]:
         return
 
     def raise_terminated(signum, frame):
+        if received:  # a second SIGTERM (timeout sends two) must not cut the cleanup short
+            return
         received.append(signum)
         raise _Terminated()
 
