@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mvt4g.cli import common
+from mvt4g.demo.settings import DEFAULT_STEPS
 
 
 class _Progress:
@@ -28,6 +29,8 @@ class _Progress:
             self.work = self.bar.add_task("  " + event["stage"], total=None)
             if not common.show_progress():
                 common.info(label + (" (reused)" if event["reused"] else ""))
+        elif kind == "estimate":
+            common.info(_estimate_line(event))
         elif kind == "progress" and self.work is not None:
             self.bar.update(self.work, completed=event["done"], total=event["total"])
         elif kind == "stage_done":
@@ -37,18 +40,32 @@ class _Progress:
                 common.info(f"{event['stage']}: {reused}")
 
 
+def _estimate_line(event: dict) -> str:
+    steps = event["steps"]
+    if not event.get("seconds"):
+        return f"fine-tuning 2 runs x {steps} steps"
+    how = "from the time budget" if event.get("budget") else "fixed, whatever this machine's speed"
+    return (f"fine-tuning 2 runs x {steps} steps ({how}): about {event['seconds'] / 60:.1f} min at the measured "
+            f"{event['step_s']:.2f} s/step")
+
+
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Demo folder (created; a second run resumes it).")] = Path("mvt4g_demo"),
+    base: Annotated[
+        str, typer.Option(help="Model both fine-tunes start from: a shipped name (`base`) or a model folder.")
+    ] = "base",
+    steps: Annotated[int, typer.Option(help="Fine-tuning steps of each run (the same on every machine).")] = DEFAULT_STEPS,
     budget_minutes: Annotated[
-        float, typer.Option(help="Wall-clock budget in minutes; training gets what the other stages leave.")
-    ] = 10.0,
+        float | None,
+        typer.Option(help="Opt-in: size the fine-tunes to a wall-clock budget instead of --steps. Trades "
+                     "reproducibility for time: another machine, or a busy one, trains a different number of steps."),
+    ] = None,
     real_video: Annotated[
         Path | None,
         typer.Option(help="A real monocular video to generate along arc-left. Default: ../shared/data/real/bear.mp4 if present."),
     ] = None,
-    preset: Annotated[str, typer.Option(help="Model preset trained from scratch (`mvt4g info --preset NAME`).")] = "small",
-    size: Annotated[str, typer.Option(help="HxW of the synthetic clips and generated videos.")] = "32x32",
-    frames: Annotated[int, typer.Option(help="Frames per clip, 4k+1.")] = 9,
+    size: Annotated[str | None, typer.Option(help="HxW of the synthetic clips and generated videos. Default: the base model's.")] = None,
+    frames: Annotated[int | None, typer.Option(help="Frames per clip, 4k+1. Default: the base model's.")] = None,
     train_scenes: Annotated[int, typer.Option(help="Synthetic training scenes.")] = 24,
     heldout_scenes: Annotated[int, typer.Option(help="Held-out synthetic scenes (evaluation).")] = 3,
     sample_steps: Annotated[int, typer.Option(help="Denoising steps of every generated video.")] = 8,
@@ -60,29 +77,32 @@ def demo(
     """Run the whole method on a CPU and write a report: OUT/report/report.md.
 
     Stages: render synthetic multi-view scenes (`synth`), score weight-free flow tracks against
-    exact ones (`tracks`), cache latents and Plücker maps (`train prepare`), train a base model
-    and fine-tune it with and without the tracking head and L_corr (`train`), generate held-out
-    scenes along arc-left and zoom-in and a real video along arc-left (`generate`), score
-    against exact renders and against copying the reference (`eval`), and compare attention
-    correspondence per layer (`analyze`). The report has sample frames, trajectory plots,
-    track overlays, loss curves, attention heatmaps and the metric tables.
+    exact ones (`tracks`), cache latents and Plücker maps (`train prepare`), fine-tune the
+    shipped base model with and without the tracking head and L_corr for the same fixed number
+    of steps (`train`), generate held-out scenes along arc-left and zoom-in and a real video
+    along arc-left (`generate`), score the base, both fine-tunes and copying the reference
+    against exact renders (`eval`), and compare attention correspondence per layer with its
+    chance level (`analyze`). The report has sample frames, trajectory plots, track overlays,
+    loss curves, attention heatmaps, the metric tables and what beat what.
 
-    Resumable: run the same command again and finished stages are reused; an interrupted
-    training run continues from its checkpoint. About 10 minutes on 2 cores by default.
+    Two runs with the same settings give the same numbers on any machine; a slow machine takes
+    longer (an estimate is printed once the first steps are timed). Resumable: run the same
+    command again and finished stages are reused; an interrupted fine-tune continues from its
+    checkpoint. About 10 minutes on an idle 2-core machine by default.
 
     Examples:
 
         mvt4g demo
 
-        mvt4g demo --out demo60 --budget-minutes 60
+        mvt4g demo --out demo_long --steps 300
 
-        mvt4g demo --out demo_small --budget-minutes 3 --train-scenes 8 --json
+        mvt4g demo --out demo_quick --budget-minutes 3 --train-scenes 8 --json
     """
     from mvt4g.demo import DemoSettings, run_demo
 
-    height, width = common.parse_size(size)
+    height, width = common.parse_size(size) if size is not None else (None, None)
     settings = DemoSettings(
-        out=out, budget_minutes=budget_minutes, preset=preset, frames=frames, height=height, width=width,
+        out=out, base=base, steps=steps, budget_minutes=budget_minutes, frames=frames, height=height, width=width,
         train_scenes=train_scenes, heldout_scenes=heldout_scenes, sample_steps=sample_steps, seed=seed,
         threads=threads, **({"real_video": real_video} if real_video is not None else {}),
     ).validate()  # fmt: skip

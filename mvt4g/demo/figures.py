@@ -105,15 +105,22 @@ def _smooth(values: list[float], window: int = 5) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
-def layer_bars(pck_by_model: dict[str, list[float | None]], tap_layer: int, path: Path) -> Path:
-    """Cross-view PCK per DiT layer (mean over the analysed timesteps) of each model."""
+def layer_bars(pck_by_model: dict[str, list[float | None]], tap_layer: int, path: Path, *,
+               se_by_model: dict[str, list[float | None]] | None = None, chance: float | None = None) -> Path:  # fmt: skip
+    """Cross-view PCK per DiT layer (pooled over the analysed timesteps) of each model, with
+    +-1 standard error bars and the chance level of the token grid as a dashed line."""
     fig = Figure(figsize=(6, 3))
     ax = fig.subplots()
     names = list(pck_by_model)
     width = 0.8 / max(1, len(names))
     for i, name in enumerate(names):
         values = [np.nan if v is None else v for v in pck_by_model[name]]
-        ax.bar(np.arange(len(values)) + i * width, values, width, label=name)
+        errors = None
+        if se_by_model and name in se_by_model:
+            errors = [0.0 if e is None else e for e in se_by_model[name]]
+        ax.bar(np.arange(len(values)) + i * width, values, width, label=name, yerr=errors, capsize=2)
+    if chance is not None:
+        ax.axhline(chance, color="black", lw=0.8, ls="--", label="chance")
     layers = max(len(v) for v in pck_by_model.values())
     ax.set_xticks(np.arange(layers) + width * (len(names) - 1) / 2, [str(i) for i in range(layers)])
     ax.axvline(tap_layer + width * (len(names) - 1) / 2, color="grey", lw=0.8, ls=":")

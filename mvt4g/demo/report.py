@@ -16,7 +16,13 @@ from mvt4g.demo import figures
 from mvt4g.demo.settings import DemoSettings
 from mvt4g.io.atomic import atomic_dir
 
-METRIC_COLUMNS = (("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑"), ("temporal_flickering", "flicker ↑"))
+METRIC_COLUMNS = (
+    ("psnr", "PSNR (dB) ↑"),
+    ("ssim", "SSIM ↑"),
+    ("psnr_covisible_static", "co-visible static PSNR ↑"),
+    ("psnr_covisible_moving", "co-visible moving PSNR ↑"),
+    ("temporal_flickering", "flicker ↑"),
+)
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -47,24 +53,26 @@ def write_report(result, settings: DemoSettings) -> Path:
 def _build(result, s: DemoSettings, out: Path) -> str:
     rec = {name: r["summary"] for name, r in result.records.items()}
     secs = {name: r["seconds"] for name, r in result.records.items()}
+    method = rec.get("finetune_method") or {}
+    length = (f"{method.get('planned_steps', s.steps)} steps each, from a {s.budget_minutes:g}-minute budget (the step count "
+              "depends on this machine's speed and load)" if s.budget_minutes is not None else f"{s.steps} steps each")
     lines = [
         "# mvt4g demo report",
         "",
-        f"Written {time.strftime('%Y-%m-%d %H:%M')} by `mvt4g demo` in `{s.out}`: budget {s.budget_minutes:g} min, "
-        f"{os.cpu_count()} CPU core(s), {result.seconds:.0f} s this run"
+        f"Written {time.strftime('%Y-%m-%d %H:%M')} by `mvt4g demo` in `{s.out}`: {os.cpu_count()} CPU core(s), "
+        f"{result.seconds:.0f} s this run"
         + (f" (reused from an earlier run: {', '.join(result.reused)})" if result.reused else "") + ".",
         "",
-        "The whole method on the embedded CPU configuration: synthetic multi-view scenes with exact ground truth, "
-        f"a `{s.preset}` video DiT trained from scratch on them (diffusion only: the stand-in for the pretrained "
-        "camera-conditioned backbone the paper starts from), then fine-tuned twice from that base for the same "
-        "number of steps: with the tracking head and L_corr (MVTrack4Gen) and without them (baseline).",
+        f"The base model `{s.base}` (a camera-conditioned video DiT, diffusion only: the stand-in for the pretrained "
+        f"ReCamMaster the paper starts from) fine-tuned twice on synthetic multi-view scenes, {length}, seed {s.seed}: "
+        "with the tracking head and L_corr (MVTrack4Gen) and without them (baseline).",
         "",
     ]
-    lines += _headline(rec.get("evaluate"))
+    lines += results_table(rec.get("evaluate"))
     lines += _data_section(rec, secs, s, out)
     lines += _tracks_section(rec.get("tracks"), secs, out)
     lines += _features_section(rec.get("features"), secs)
-    lines += _training_section(rec, secs, s, out, result.skipped)
+    lines += _training_section(rec, secs, s, out)
     lines += _generate_section(rec.get("generate"), secs, s, out)
     lines += _evaluate_section(rec.get("evaluate"), secs, s, out)
     lines += _analysis_section(rec.get("analyze"), secs, out)
@@ -72,23 +80,32 @@ def _build(result, s: DemoSettings, out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _headline(ev: dict | None) -> list[str]:
+def results_table(ev: dict | None) -> list[str]:
+    """The headline: mean metrics per model and what beat what (the README shows this block)."""
     if not ev:
         return []
     rows = []
     for name, row in ev["sources"].items():
         mean = row["mean"]
-        wins = f"{row['wins_over_copy']} of {row['scored']}" if "wins_over_copy" in row else "–"
-        rows.append([name] + [_fmt(mean.get(k)) for k, _ in METRIC_COLUMNS] + [wins])
-    return [
+        rows.append([name] + [_fmt(mean.get(k)) for k, _ in METRIC_COLUMNS])
+    lines = [
         "## Results at a glance",
         "",
-        f"Held-out synthetic scenes, reference view cam01, every other view a target with its exact render "
-        f"({ev['items']} items; `mvt4g eval --bench synthetic`):",
+        f"Held-out synthetic scenes, reference view cam01; targets: every other view and cam01 moved along "
+        f"arc-left and zoom-in, with their exact renders ({ev['items']} items; `mvt4g eval --bench synthetic`):",
         "",
-        *_table(["", *(t for _, t in METRIC_COLUMNS), "PSNR above copying"], rows),
+        *_table(["", *(t for _, t in METRIC_COLUMNS)], rows),
+        "",
+        "What beat what (PSNR, paired over the items; a difference counts when it exceeds twice its standard error):",
         "",
     ]
+    for c in ev.get("comparisons", []):
+        if c["mean"] is None:
+            lines.append(f"- {c['a']} vs {c['b']}: {c['verdict']}")
+            continue
+        flag = " **(loses to copying the reference)**" if c["b"] == "copy the reference" and c["verdict"] == "worse" else ""
+        lines.append(f"- {c['a']} vs {c['b']}: {c['verdict']} ({c['mean']:+.2f} ± {c['se']:.2f} dB){flag}")
+    return lines + [""]
 
 
 def _data_section(rec, secs, s: DemoSettings, out: Path) -> list[str]:
@@ -152,13 +169,13 @@ def _features_section(ft: dict | None, secs) -> list[str]:
     ]
 
 
-def _training_section(rec, secs, s: DemoSettings, out: Path, skipped: dict) -> list[str]:
+def _training_section(rec, secs, s: DemoSettings, out: Path) -> list[str]:
     from mvt4g.camera.plot import plot_trajectories
     from mvt4g.camera.trajectories import preset_trajectory
-    from mvt4g.demo.results import TRAJECTORIES
+    from mvt4g.demo.stages import TRAJECTORIES
     from mvt4g.demo.training import loss_history
 
-    runs = {"base": "base", "finetune_method": "mvtrack4gen", "finetune_baseline": "baseline"}
+    runs = {"finetune_method": "mvtrack4gen", "finetune_baseline": "baseline"}
     rows, histories = [], {}
     for stage, name in runs.items():
         summary = rec.get(stage)
@@ -167,27 +184,28 @@ def _training_section(rec, secs, s: DemoSettings, out: Path, skipped: dict) -> l
         histories[name] = loss_history(Path(summary["run_dir"]))
         final = summary.get("final", {})
         step_s = summary.get("step_s")
-        rows.append([name, summary["step"], _fmt(step_s, 2) if step_s else "(same steps)", _fmt(secs[stage], 0),
+        rows.append([name, summary["step"], _fmt(step_s, 2) if step_s else "–", _fmt(secs[stage], 0),
                      _fmt(final.get("diff")), _fmt(final.get("track")), _fmt(final.get("corr"))])  # fmt: skip
     if not rows:
         return []
     figures.loss_curves(histories, out / "training.png")
     plot_trajectories({name: preset_trajectory(name, frames=s.frames) for name in TRAJECTORIES}, out / "trajectories.png",
                       title="target trajectories (relative to the reference camera)")  # fmt: skip
-    lines = [
-        "## 4. Training: `mvt4g train`",
+    how = ("The step count came from the time budget (`--budget-minutes`): a 3-step calibration measured the step "
+           "time, so another machine trains a different number of steps." if s.budget_minutes is not None else
+           "Both runs train a fixed number of steps (`--steps`), so the numbers do not depend on the machine's speed "
+           "or load.")  # fmt: skip
+    return [
+        "## 4. Fine-tuning: `mvt4g train`",
         "",
-        "Each run's length comes from the budget: a 3-step calibration measures the step time. The base trains every "
-        "group; the fine-tunes train the paper's scope (self-attention, camera modules, tracking head).",
+        f"From `{s.base}`, with the paper's scope (self-attention, camera modules, tracking head). {how} "
+        "s/step is the calibration's (the first steps).",
         "",
         *_table(["run", "steps", "s/step", "seconds", "final L_diff", "final L_track", "final L_corr"], rows),
         "",
         "![training](training.png)",
         "",
     ]
-    if "finetune_baseline" in skipped:
-        lines += [f"The baseline fine-tune was skipped: {skipped['finetune_baseline']}.", ""]
-    return lines
 
 
 def _generate_section(gen: dict | None, secs, s: DemoSettings, out: Path) -> list[str]:
@@ -260,28 +278,30 @@ def _analysis_section(an: dict | None, secs, out: Path) -> list[str]:
         return []
     first = next(iter(an.values()))
     tap = first["tap_layer"]
-    figures.layer_bars({name: a["cross_view_pck_by_layer"] for name, a in an.items()}, tap, out / "layers.png")
-    rows, tapped = [], {}
+    figures.layer_bars({name: a["cross_view_pck_by_layer"] for name, a in an.items()}, tap, out / "layers.png",
+                       se_by_model={name: a["cross_view_se_by_layer"] for name, a in an.items()},
+                       chance=first.get("chance_pck"))  # fmt: skip
+    rows = []
     for name, a in an.items():
-        pcks = a["cross_view_pck_by_layer"]
-        tapped[name] = pcks[a["layers"].index(tap)] if tap in a["layers"] else None
-        best = a.get("best_pck") or {}
-        rows.append([name, _fmt(tapped[name]), a["best_layer"], _fmt(best.get("cross_view"))])
+        i = a["layers"].index(tap) if tap in a["layers"] else None
+        pck = None if i is None else a["cross_view_pck_by_layer"][i]
+        se = None if i is None else a["cross_view_se_by_layer"][i]
+        rows.append([name, f"{_fmt(pck, 4)} ± {_fmt(se, 4)}", a["verdict"]])
     lines = [
         "## 7. Attention correspondence: `mvt4g analyze`",
         "",
         f"Cross-view PCK of the attention rows of exact track points (cycle-consistent argmax matches within one "
-        f"token), every layer at {len(first['timesteps'])} timesteps, on held-out scenes. L_corr trains layer {tap}'s "
-        "attention rows to point at the corresponding token, and the tracking head reads that layer's queries and keys:",
+        f"token), every layer at {len(first['timesteps'])} timesteps, on held-out scenes, ± its standard error over "
+        f"query points; chance for this token grid: {_fmt(first.get('chance_pck'), 4)}. L_corr trains layer {tap}'s "
+        "attention rows to point at the corresponding token, and the tracking head reads that layer's queries and keys. "
+        "A layer is named only when it stands out (`mvt4g analyze --help`).",
         "",
-        *_table(["model", f"cross-view PCK at layer {tap}", "best layer (harmonic mean)", "its cross-view PCK"], rows),
+        *_table(["model", f"cross-view PCK at layer {tap}", "verdict"], rows),
+        "",
+        "![layers](layers.png)",
         "",
     ]
-    if tapped.get("mvtrack4gen") is not None and tapped.get("baseline") is not None:
-        lines += [f"At layer {tap}: {tapped['mvtrack4gen']:.3f} with the MVTrack4Gen losses, {tapped['baseline']:.3f} "
-                  "without them, after the same number of fine-tuning steps.", ""]  # fmt: skip
-    lines += ["![layers](layers.png)", ""]
-    heatmap = first.get("files", {}).get("heatmaps")
+    heatmap = an.get("mvtrack4gen", first).get("files", {}).get("heatmaps")
     if heatmap and Path(heatmap).is_file():
         shutil.copyfile(heatmap, out / "heatmaps.png")
         lines += ["Layer x timestep heatmaps of the MVTrack4Gen model:", "", "![heatmaps](heatmaps.png)", ""]
@@ -292,13 +312,13 @@ def _caveats(s: DemoSettings) -> list[str]:
     return [
         "## Reading these numbers",
         "",
-        f"- This is a {s.budget_minutes:g}-minute CPU run of a {s.preset} model at {s.height}x{s.width}: it shows every "
-        "stage working on real data with real metrics, not the paper's results. Each number comes from one run with "
-        "one seed; small differences between the two fine-tunes are not evidence either way. `--budget-minutes 60` "
-        "trains longer, `--seed` repeats the run with other scenes and initialisations.",
-        "- 'copy the reference' scores the reference video itself against each target view: a model has to beat it "
-        "to show it moved the camera.",
-        "- Flicker is VBench's temporal-flickering score (higher is steadier); PSNR/SSIM are against exact renders.",
+        f"- A CPU fine-tune of a small model at {s.height}x{s.width}: it shows every stage working on real data with "
+        "real metrics, not the paper's results. One training seed and one sampling seed; the study over seeds is "
+        "`benchmarks/ablation.py`. `--steps` trains longer, `--seed` repeats the run with other scenes.",
+        "- 'copy the reference' scores the reference video itself against each target: a model has to beat it to "
+        "show it moved the camera. Preset views start at the reference's pose, so they are scored from frame 1.",
+        "- Co-visible PSNR scores only the pixels the reference also sees (exact depth and cameras), static "
+        "background and moving objects apart. Flicker is VBench's temporal-flickering score (higher is steadier).",
         "- Full scale (Wan2.1-1.3B, several GPUs, real data): README, 'Real use'.",
         "",
     ]

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from mvt4g.demo.settings import DemoSettings
-from mvt4g.demo.stages import Progress, no_progress
-TRAJECTORIES = ("arc-left", "zoom-in")
+from mvt4g.demo.stages import TRAJECTORIES, Progress, no_progress
+
 REAL_TRAJECTORY = "arc-left"
 #: Metric groups of the evaluation (weight-free, meaningful at the demo's size).
-EVAL_GROUPS = ["psnr", "ssim", "temporal_flickering"]
+EVAL_GROUPS = ["psnr", "ssim", "region_psnr", "temporal_flickering"]
 
 
 def generate_videos(settings: DemoSettings, model_dir: Path, heldout: list[Path], out: Path, *, tracks: bool,
@@ -85,10 +85,11 @@ def _mean_metrics(results) -> dict[str, float]:
 
 
 def evaluate(settings: DemoSettings, models: dict[str, Path], heldout_root: Path, out: Path,
-             progress: Progress = no_progress) -> dict:  # fmt: skip
+             progress: Progress = no_progress, *, groups: list[str] | None = None, copy: bool = True) -> dict:  # fmt: skip
     """``mvt4g eval --bench synthetic`` on the held-out scenes (reference cam01, every other view
-    a target with its exact render) for each model, and for copying the reference. The
-    generated videos are kept in ``out/MODEL/SCENE/VIEW.mp4``."""
+    a target with its exact render) for each model, and (``copy``) for copying the reference. The
+    generated videos are kept in ``out/MODEL/SCENE/VIEW.mp4``. ``groups``: the metric groups
+    (default ``EVAL_GROUPS``; the ablation study adds ``camera``)."""
     from mvt4g.eval.bench import open_bench
     from mvt4g.eval.runner import CopySource, EvalSettings, ModelSource, run_eval
 
@@ -96,11 +97,13 @@ def evaluate(settings: DemoSettings, models: dict[str, Path], heldout_root: Path
     out.mkdir(parents=True, exist_ok=True)
     bench = open_bench("synthetic", heldout_root)
     keys = bench.keys()
-    eval_settings = EvalSettings(groups=list(EVAL_GROUPS), frames=settings.frames, size=size)
+    groups = list(EVAL_GROUPS if groups is None else groups)
+    eval_settings = EvalSettings(groups=groups, frames=settings.frames, size=size)
     sources = {name: ModelSource(path, frames=settings.frames, size=size, steps=settings.sample_steps,
                                  seed=settings.seed, device="cpu", save_dir=out / name, overwrite=True)
                for name, path in models.items()}  # fmt: skip
-    sources["copy the reference"] = CopySource(frames=settings.frames, size=size)
+    if copy:
+        sources[COPY] = CopySource(frames=settings.frames, size=size)
     total, done = len(keys) * len(sources), [0]
 
     def tick(label, outcome) -> None:
@@ -120,13 +123,41 @@ def evaluate(settings: DemoSettings, models: dict[str, Path], heldout_root: Path
             "skipped": [f"{s.sequence}/{s.trajectory}: {s.reason}" for s in result.skipped_videos],
             "seconds": round(time.perf_counter() - start, 2),
         }
-    copy = rows["copy the reference"]["items"]
-    for name in models:
-        items = rows[name]["items"]
-        rows[name]["wins_over_copy"] = sum(
-            1 for a, b in zip(items, copy) if a["item"] == b["item"] and a.get("psnr", -1) > b.get("psnr", math.inf)
-        )
-    return {"bench": "synthetic", "items": len(keys), "groups": EVAL_GROUPS, "sources": rows, "videos": str(out)}
+    return {"bench": "synthetic", "items": len(keys), "groups": groups, "sources": rows, "videos": str(out),
+            "comparisons": comparisons(rows, list(models))}  # fmt: skip
+
+
+#: Standard errors a paired mean difference must exceed to count as a difference.
+Z_DIFFERENCE = 2.0
+COPY = "copy the reference"
+
+
+def paired_difference(a: list[dict], b: list[dict], metric: str) -> dict:
+    """Mean of ``a - b`` over the items both scored (finite values), its standard error and the verdict.
+
+    Items share scenes and one sampling seed, so they are not independent draws: the verdict
+    ("better", "worse" or "no difference" at ``Z_DIFFERENCE`` standard errors) is a screen, not
+    a significance test.
+    """
+    b_by_item = {r["item"]: r.get(metric) for r in b}
+    diffs = [r[metric] - b_by_item[r["item"]] for r in a
+             if r.get(metric) is not None and b_by_item.get(r["item"]) is not None
+             and math.isfinite(r[metric]) and math.isfinite(b_by_item[r["item"]])]  # fmt: skip
+    n = len(diffs)
+    if n < 2:
+        return {"metric": metric, "n": n, "mean": None, "se": None, "verdict": "not enough items"}
+    mean = float(np.mean(diffs))
+    se = float(np.std(diffs, ddof=1) / math.sqrt(n))
+    verdict = "better" if mean > Z_DIFFERENCE * se else "worse" if mean < -Z_DIFFERENCE * se else "no difference"
+    return {"metric": metric, "n": n, "mean": mean, "se": se, "verdict": verdict}
+
+
+def comparisons(rows: dict, models: list[str], metric: str = "psnr") -> list[dict]:
+    """What beat what: every model against copying, the fine-tunes against each other and the base."""
+    pairs = [(m, COPY) for m in models if COPY in rows]
+    pairs += [(a, b) for a, b in (("mvtrack4gen", "baseline"), ("mvtrack4gen", "base"), ("baseline", "base"))
+              if a in rows and b in rows]  # fmt: skip
+    return [{"a": a, "b": b, **paired_difference(rows[a]["items"], rows[b]["items"], metric)} for a, b in pairs]
 
 
 def analyze(settings: DemoSettings, model_dir: Path, heldout: list[Path], out: Path, progress: Progress = no_progress) -> dict:
@@ -147,27 +178,19 @@ def analyze(settings: DemoSettings, model_dir: Path, heldout: list[Path], out: P
     report = build_report(result, analysis)
     write_outputs(result, report, out, overwrite=True)
     best = report["best_layer"]
-    tap = plan.config.tap_layer
-    cross = report["metrics"]["cross_view"]
+    by_layer = best["cross_view_pck_by_layer"]
     return {
         "model": str(model_dir),
         "layers": plan.layers,
         "timesteps": report["timesteps"],
-        "tap_layer": tap,
+        "tap_layer": plan.config.tap_layer,
         "best_layer": best.get("layer"),
-        "best_pck": best.get("pck"),
-        "cross_view_pck_by_layer": _layer_means(cross.get("pck")),
+        "candidate": best.get("candidate"),
+        "verdict": best["verdict"],
+        "reason": best["reason"],
+        "chance_pck": best["chance_pck"],
+        "cross_view_pck_by_layer": [r["pck"] for r in by_layer],
+        "cross_view_se_by_layer": [r["se"] for r in by_layer],
         "files": report.get("files", {}),
         "seconds": report["timing"]["seconds"],
     }
-
-
-def _layer_means(table) -> list[float | None]:
-    """Mean over timesteps of a JSON layer x timestep table (None where nothing was scored)."""
-    if not table:
-        return []
-    means = []
-    for row in table:
-        values = [v for v in row if isinstance(v, (int, float)) and math.isfinite(v)]
-        means.append(float(np.mean(values)) if values else None)
-    return means

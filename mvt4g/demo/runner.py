@@ -5,9 +5,8 @@ Stages and folders under ``OUT``:
     data                 data/train, data/heldout        synthetic clips (``mvt4g synth``)
     tracks               tracks/                         flow tracks scored against exact ones
     features             data/*/scene_*/cache            latents and Plücker maps (``train prepare``)
-    base                 runs/base                       the base model, diffusion only, from scratch
-    finetune_method      runs/mvtrack4gen                fine-tuned with L_track and L_corr
-    finetune_baseline    runs/baseline                   fine-tuned with L_diff only, same steps
+    finetune_method      runs/mvtrack4gen                the base fine-tuned with L_track and L_corr
+    finetune_baseline    runs/baseline                   the base fine-tuned with L_diff only, same steps
     generate             generate/MODEL/                 novel views (``mvt4g generate``)
     evaluate             eval/                           held-out scores (``mvt4g eval``)
     analyze              analysis/MODEL/                 attention correspondence (``mvt4g analyze``)
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mvt4g.demo import results, stages, training
-from mvt4g.demo.settings import POST_TRAINING_RESERVE, DemoSettings, TrainingBudget, stage_key, training_budget
+from mvt4g.demo.settings import DemoSettings, method_budget_s, stage_key
 from mvt4g.demo.state import DemoState
 from mvt4g.errors import InputError
 
@@ -36,7 +35,6 @@ TITLES = {
     "data": "Rendering synthetic multi-view scenes",
     "tracks": "Multi-view point tracks (flow) vs exact",
     "features": "Caching latents and Plücker ray maps",
-    "base": "Training the base model (diffusion only)",
     "finetune_method": "Fine-tuning with L_track + L_corr (MVTrack4Gen)",
     "finetune_baseline": "Fine-tuning with L_diff only (baseline)",
     "generate": "Generating novel views",
@@ -95,13 +93,15 @@ class _Run:
         return record["summary"]
 
 
-def _baseline_fits(s: DemoSettings, records: dict, base: dict, method: dict) -> bool:
-    """Whether the baseline fine-tune (the method's step count, diffusion only, half the base's
-    batch) fits in what the training share of the budget has left, or in a tenth of the budget."""
-    estimate = method["planned_steps"] * base["step_s"] * 0.5
-    spent = sum(r["seconds"] for r in records.values())
-    left = s.budget_s * (1.0 - POST_TRAINING_RESERVE) - spent
-    return estimate <= max(left, 0.1 * s.budget_s)
+#: Cost of a baseline step relative to a method step (no tracking head, no L_corr), for the
+#: estimate printed before training; measured on the default demo, see the README.
+BASELINE_STEP_COST = 0.6
+
+
+def model_fingerprint(model_dir: Path) -> dict:
+    """What identifies a base model for the stage keys: its folder and its weights' size and time."""
+    weights = sorted(Path(model_dir).glob("*.safetensors"))
+    return {"path": str(model_dir), "weights": [[w.name, w.stat().st_size, int(w.stat().st_mtime)] for w in weights]}
 
 
 def _claim(folder: Path, key: str, resumable: bool) -> None:
@@ -121,7 +121,7 @@ def run_demo(settings: DemoSettings, *, overwrite: bool = False, on_event: Event
     from mvt4g.demo.state import MARKER
     from mvt4g.io.lock import directory_lock, is_lock_file
 
-    settings.validate()
+    settings = settings.validate()
     if settings.real_video is not None:
         from mvt4g.io.video import probe_video
 
@@ -147,38 +147,39 @@ def _run_demo_locked(settings: DemoSettings, overwrite: bool, on_event: Event | 
     start = time.perf_counter()
     with torch_threads(s.torch_threads):
         data = run.stage("data", {"views": s.views, "frames": s.frames, "size": [s.height, s.width],
-                                  "train": s.train_scenes, "heldout": s.heldout_scenes, "seed": s.seed}, [],
+                                  "train": s.train_scenes, "heldout": s.heldout_scenes, "seed": s.seed,
+                                  "scenes": stages.SCENE_DISTRIBUTION}, [],
                          lambda: stages.make_data(s, out / "data", run.progress("data")), folder=out / "data")  # fmt: skip
         train_clips = [Path(p) for p in data["train"]]
         heldout = [Path(p) for p in data["heldout"]]
         run.stage("tracks", {"scene": stages.TRACKS_SCENE, "seed": s.seed}, [],
                   lambda: stages.make_tracks(s, out / "tracks", run.progress("tracks")), folder=out / "tracks")  # fmt: skip
-        base_dir, method_dir, baseline_dir = out / "runs" / "base", out / "runs" / "mvtrack4gen", out / "runs" / "baseline"
+        method_dir, baseline_dir = out / "runs" / "mvtrack4gen", out / "runs" / "baseline"
+        base_dir = s.base_dir
         common = dict(frames=s.frames, height=s.height, width=s.width, seed=s.seed, threads=s.torch_threads)
-        base_cfg = training.base_config(train_clips, base_dir, preset=s.preset, **common)
-        run.stage("features", {}, ["data"], lambda: stages.make_features(base_cfg, run.progress("features")))
+        method_cfg = training.finetune_config(train_clips, method_dir, base_dir, method=True, **common)
+        baseline_cfg = training.finetune_config(train_clips, baseline_dir, base_dir, method=False, **common)
+        run.stage("features", {}, ["data"], lambda: stages.make_features(method_cfg, run.progress("features")))
 
         spent = sum(run.result.records[n]["seconds"] for n in ("data", "tracks", "features"))
-        budget = training_budget(s, spent)
-        base = run.stage("base", {"preset": s.preset, "budget_minutes": s.budget_minutes}, ["data"],
-                         lambda: {**training.budgeted_run(base_cfg, budget.base_s, on_progress=run.progress("base")),
-                                  "budget": budget.to_dict()},
-                         folder=base_dir, resumable=True)  # fmt: skip
-        budget = TrainingBudget(**base["budget"])
-        method_cfg = training.finetune_config(train_clips, method_dir, base_dir / "model", method=True, **common)
-        method = run.stage("finetune_method", {}, ["base"],
-                           lambda: training.budgeted_run(method_cfg, budget.method_s, on_progress=run.progress("finetune_method")),
+        budget_s = method_budget_s(s, spent)
+        steps = None if budget_s is not None else s.steps
+
+        def estimate(plan: dict) -> None:
+            seconds = plan["steps"] * plan["step_s"] * (1.0 + BASELINE_STEP_COST) if plan["step_s"] else None
+            run.emit({"event": "estimate", "steps": plan["steps"], "step_s": plan["step_s"], "seconds": seconds,
+                      "budget": plan["budget_s"] is not None})  # fmt: skip
+
+        values = {"base": model_fingerprint(base_dir), "steps": steps, "budget_minutes": s.budget_minutes}
+        method = run.stage("finetune_method", values, ["data"],
+                           lambda: training.calibrated_run(method_cfg, steps=steps, seconds=budget_s, on_plan=estimate,
+                                                           on_progress=run.progress("finetune_method")),
                            folder=method_dir, resumable=True)  # fmt: skip
-        models = {"mvtrack4gen": method_dir / "model"}
-        if _baseline_fits(s, run.result.records, base, method):
-            baseline_cfg = training.finetune_config(train_clips, baseline_dir, base_dir / "model", method=False, **common)
-            run.stage("finetune_baseline", {}, ["finetune_method"],
-                      lambda: training.budgeted_run(baseline_cfg, None, steps=method["planned_steps"],
-                                                    on_progress=run.progress("finetune_baseline")),
-                      folder=baseline_dir, resumable=True)  # fmt: skip
-            models["baseline"] = baseline_dir / "model"
-        else:
-            run.result.skipped["finetune_baseline"] = "the budget leaves too little time (raise --budget-minutes)"
+        run.stage("finetune_baseline", {}, ["finetune_method"],
+                  lambda: training.calibrated_run(baseline_cfg, steps=method["planned_steps"],
+                                                  on_progress=run.progress("finetune_baseline")),
+                  folder=baseline_dir, resumable=True)  # fmt: skip
+        models = {"base": base_dir, "mvtrack4gen": method_dir / "model", "baseline": baseline_dir / "model"}
         trained = [n for n in ("finetune_method", "finetune_baseline") if n in run.keys]
         values = {"steps": s.sample_steps, "real": str(s.real_video), "models": sorted(models)}
         run.stage("generate", values, trained,

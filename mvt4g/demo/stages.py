@@ -17,19 +17,27 @@ Progress = Callable[[int, int], None]
 
 #: The tracks stage renders its own scene at the size of issue 3's benchmark (the flow
 #: tracker needs texture detail that 32x32 training clips do not have).
+#: Trajectories generated from held-out references (and rendered exactly as extra views).
+TRAJECTORIES = ("arc-left", "zoom-in")
 TRACKS_SCENE = {"views": 3, "frames": 9, "height": 96, "width": 160, "points": 512}
 HELDOUT_SEED_OFFSET = 1000
+#: Scene distribution of the shipped base's training data (examples/base_model.toml), so the
+#: fine-tunes and the evaluation stay on what the base has learnt.
+SCENE_DISTRIBUTION = {"points": 256, "num_objects": 2}
 
 
 def no_progress(done: int, total: int) -> None:
     pass
 
 
-def make_data(settings: DemoSettings, out: Path, progress: Progress = no_progress) -> dict:
-    """Training and held-out synthetic scenes (another seed), like ``mvt4g synth``."""
+def make_data(settings: DemoSettings, out: Path, progress: Progress = no_progress, *,
+              heldout_seed: int | None = None) -> dict:  # fmt: skip
+    """Training and held-out synthetic scenes (another seed, with preset views), like ``mvt4g synth``.
+    ``heldout_seed``: the held-out scenes' seed (default ``settings.seed + HELDOUT_SEED_OFFSET``)."""
     from mvt4g.synth.pipeline import SynthSettings, synthesize
 
     start = time.perf_counter()
+    heldout_seed = settings.seed + HELDOUT_SEED_OFFSET if heldout_seed is None else heldout_seed
     total = settings.train_scenes + settings.heldout_scenes
     done = [0]
 
@@ -39,17 +47,18 @@ def make_data(settings: DemoSettings, out: Path, progress: Progress = no_progres
 
     out.mkdir(parents=True, exist_ok=True)
     common = dict(views=settings.views, frames=settings.frames, height=settings.height, width=settings.width,
-                  points=512, threads=1)  # fmt: skip
+                  threads=1, **SCENE_DISTRIBUTION)  # fmt: skip
     workers = 2
     train = synthesize(SynthSettings(seed=settings.seed, **common), out / "train", settings.train_scenes,
                        workers=workers, on_done=tick)  # fmt: skip
-    heldout = synthesize(SynthSettings(seed=settings.seed + HELDOUT_SEED_OFFSET, **common), out / "heldout",
-                         settings.heldout_scenes, workers=workers, on_done=tick)  # fmt: skip
+    # Held-out scenes also get cam01 moved along the generated trajectories: exact targets for them.
+    heldout = synthesize(SynthSettings(seed=heldout_seed, preset_views=TRAJECTORIES, **common),
+                         out / "heldout", settings.heldout_scenes, workers=workers, on_done=tick)  # fmt: skip
     return {
         "train": [str(p) for p in train],
         "heldout": [str(p) for p in heldout],
         "shape": {"views": settings.views, "frames": settings.frames, "size": [settings.height, settings.width]},
-        "seeds": {"train": settings.seed, "heldout": settings.seed + HELDOUT_SEED_OFFSET},
+        "seeds": {"train": settings.seed, "heldout": heldout_seed},
         "seconds": round(time.perf_counter() - start, 2),
     }
 
