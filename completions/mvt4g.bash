@@ -10,7 +10,7 @@ _mvt4g() {
     local subs="" flags="" valopts="" pos=""
     case "$path" in
         "mvt4g") subs="demo synth tracks plucker traj train generate eval analyze info convert" flags="--version --debug --quiet --help" valopts="" pos="" ;;
-        "mvt4g demo") subs="" flags="--overwrite --json --help" valopts="--out --budget-minutes --real-video --preset --size --frames --train-scenes --heldout-scenes --sample-steps --seed --threads" pos="" ;;
+        "mvt4g demo") subs="" flags="--overwrite --json --help" valopts="--out --base --steps --budget-minutes --real-video --size --frames --train-scenes --heldout-scenes --sample-steps --seed --threads" pos="" ;;
         "mvt4g synth") subs="" flags="--skip-existing --overwrite --json --help" valopts="--out --scenes --views --frames --size --seed --points --workers --threads --supersample --objects --fps --preset-views" pos="" ;;
         "mvt4g tracks") subs="compute score show" flags="--help" valopts="" pos="" ;;
         "mvt4g tracks compute") subs="" flags="--overwrite --json --help" valopts="--method --tracker --grid --queries --query-frames --query-views --queries-from --seed --depth-tol --out" pos="" ;;
@@ -22,7 +22,7 @@ _mvt4g() {
         "mvt4g traj show") subs="" flags="--json --overwrite --help" valopts="--frames --angle --distance --target-depth --speed --path --camera --out --format --plot" pos="" ;;
         "mvt4g train") subs="prepare" flags="--resume --no-track-head --no-corr-loss --overwrite --json --help" valopts="--config --data --out --steps --set --layer" pos="" ;;
         "mvt4g train prepare") subs="" flags="--json --help" valopts="--config --data --set --device" pos="" ;;
-        "mvt4g generate") subs="" flags="--side-by-side --overwrite --json --help" valopts="--model --traj --target-cameras --camera --out --out-dir --prompt --prompt-file --steps --guidance --shift --sampler --seed --frames --size --frame-policy --fov --focal --ref-cameras --device --dtype --query-points --track-timestep" pos="" ;;
+        "mvt4g generate") subs="" flags="--side-by-side --skip-existing --overwrite --json --help" valopts="--model --traj --target-cameras --camera --out --out-dir --prompt --prompt-file --steps --guidance --shift --sampler --seed --frames --size --frame-policy --fov --focal --ref-cameras --device --dtype --query-points --track-timestep" pos="" ;;
         "mvt4g eval") subs="" flags="--copy-reference --overwrite --json --help" valopts="--bench --data-root --model --videos --sequences --traj --camera-metric --pose-estimator --weights-dir --metrics --frames --size --steps --seed --device --fov --save-videos --csv --report" pos="" ;;
         "mvt4g analyze") subs="" flags="--overwrite --json --help" valopts="--model --layers --timesteps --pairs --queries --out --visualize --seed --delta --head --shift --device --dtype --threads" pos="" ;;
         "mvt4g info") subs="" flags="--json --help" valopts="--preset --model" pos="" ;;

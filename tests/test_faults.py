@@ -219,14 +219,21 @@ def test_generate_stopped_leaves_complete_items_and_a_rerun_finishes(cli, model_
     assert not (out / "walk" / "zoom-in.mp4").exists() and "pan-right" not in items
     if sig != signal.SIGKILL:
         assert "zoom-in" not in items  # the item's finished files went with it
-    # The interrupted item reruns as it is (what kill -9 left of it is no finished output) ...
-    result = cli(*args, "--traj", "zoom-in,pan-right")
+    # A rerun of the batch keeps the finished item and does the rest (what kill -9 left of the
+    # interrupted item is no finished output: it is replaced).
+    batch = [*args, "--traj", "arc-left,zoom-in,pan-right", "--skip-existing", "--json"]
+    result = cli(*batch)
     assert result.code == 0, result.stderr
-    # ... and the finished one is kept unless --overwrite.
-    assert cli(*args, "--traj", "arc-left").code == 2
+    assert [i["status"] for i in result.json()["items"]] == ["skipped", "ok", "ok"]
     items = _item_files(out / "walk")
     assert all(items[name] == ["meta.json", "mp4", "trajectory.json"] for name in ("arc-left", "zoom-in", "pan-right"))
     assert temporaries(tmp_path) == []
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "walk").iterdir()}
+    again = cli(*batch)  # all finished: nothing to do, nothing touched (not even the lock)
+    assert again.code == 0 and again.json()["skipped"] == 3
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "walk").iterdir()} == stamps
+    # Items made with other settings are not the ones asked for: refused, as without --skip-existing.
+    assert cli(*batch, "--seed", "1").code == 2
 
 
 # ---- demo -----------------------------------------------------------------------------------

@@ -96,6 +96,12 @@ def generate(
         float | None, typer.Option(help="Run the tracking head at the step nearest this timestep (0-1000). Default: the last step.")
     ] = None,
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Also write reference | generated as one video.")] = False,
+    skip_existing: Annotated[
+        bool,
+        typer.Option("--skip-existing", help="Keep items this command would write from the same inputs and settings "
+                     "(recorded in their .meta.json): a rerun of an interrupted batch does what is missing. Other "
+                     "existing outputs are still refused unless --overwrite."),
+    ] = False,
     overwrite: common.OverwriteOpt = False,
     json_out: common.JsonOpt = False,
 ) -> None:
@@ -110,7 +116,8 @@ def generate(
     settings, versions), optional `.side-by-side.mp4`; with `--query-points`, `.tracks.npz`
     (views: reference, generated) and a `.tracks.mp4` overlay. The model is loaded once for
     all items; a failed item is reported and the others still run (exit 1 or 2 at the end).
-With `--out-dir`, each reference's folder is this run's while it runs: a second `generate`
+`--skip-existing` keeps items written from the same inputs and settings (a rerun of a stopped
+batch does only what is missing). With `--out-dir`, each reference's folder is this run's while it runs: a second `generate`
 writing the same reference there is refused ("output folder is in use by pid N", exit 2).
 
     Without `--model` the shipped MVTrack4Gen model is used (a small DiT trained on synthetic
@@ -176,9 +183,22 @@ writing the same reference there is refused ("output folder is in use by pid N",
     if camera is not None and not traj:
         raise InputError("--camera picks a camera of a --traj camera_extrinsics.json file: use --target-cameras FILE:camNN")
     trajectories += parse_target_cameras(target_cameras or [], trajectories)
+    # Everything an item's pixels depend on besides its reference and trajectory (--skip-existing compares it).
+    request = {"model": str(model_dir.resolve()), "weights": _stamp(model_dir / "model.safetensors"),
+               "settings": settings.to_dict(), "seed": seed, "frames": n_frames, "size": [height, width],
+               "frame_policy": frame_policy.value, "fov": fov, "focal": focal, "ref_cameras": ref_cameras,
+               "prompt": prompt, "dtype": dtype, "query_points": query_points, "track_timestep": track_timestep,
+               "side_by_side": side_by_side}  # fmt: skip
     jobs = plan_jobs(plans, trajectories, out=out, out_dir=out_dir, side_by_side=side_by_side,
                      query_spec=query_points, size=(height, width), token_stride=config.token_stride,
-                     overwrite=overwrite)  # fmt: skip
+                     overwrite=overwrite, request=request, skip_existing=skip_existing)  # fmt: skip
+    if all(job.skip for job in jobs):
+        common.info(f"{len(jobs)} item(s) already written from the same inputs and settings; nothing to do")
+        if json_out:
+            common.emit_json({"items": [{"reference": str(j.reference.path), "trajectory": j.trajectory.name,
+                                         "status": "skipped", "outputs": j.paths.to_dict()} for j in jobs],
+                              "ok": len(jobs), "failed": 0, "skipped": len(jobs), "model": str(model_dir)})  # fmt: skip
+        return
 
     from mvt4g.sample.batch import lock_item_folders
     from mvt4g.sample.pipeline import GeneratePipeline
@@ -199,6 +219,7 @@ writing the same reference there is refused ("output folder is in use by pid N",
             "items": [o.to_dict() for o in outcomes],
             "ok": len(outcomes) - len(failed),
             "failed": len(failed),
+            "skipped": sum(o.job.skip for o in outcomes),
             "settings": {**settings.to_dict(), "seed": seed, "frames": n_frames, "size": [height, width],
                          "frame_policy": frame_policy.value, "device": str(pipeline.device),
                          "dtype": str(pipeline.dtype).replace("torch.", ""), "query_points": query_points,
@@ -210,6 +231,14 @@ writing the same reference there is refused ("output folder is in use by pid N",
     if failed:
         _raise_failures(failed, len(outcomes))
     common.info(f"{len(outcomes)} item(s) in {time.perf_counter() - start:.1f} s")
+
+
+def _stamp(path: Path) -> list | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
 
 
 def _read_prompt(path: Path) -> str:
@@ -240,7 +269,9 @@ def _run(pipeline, jobs, options, settings, seed, prompt, track_timestep, overwr
         def on_done(outcome):
             bar.advance(items_task)
             job = outcome.job
-            if outcome.ok:
+            if job.skip:
+                common.info(f"{job.label}: kept {job.paths.video} (written from the same inputs and settings)")
+            elif outcome.ok:
                 ref = outcome.info["reference"]
                 key = str(job.reference.path)
                 if key not in seen_refs:

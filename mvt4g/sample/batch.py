@@ -24,6 +24,8 @@ companions without it (what kill -9 leaves of an item) are replaced without ``--
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import platform
 import time
 from collections.abc import Callable
@@ -87,6 +89,8 @@ class GenerateJob:
     trajectory: TargetTrajectory
     paths: ItemPaths
     queries: np.ndarray | None = None
+    request_key: str | None = None  # what the item is made from (recorded in .meta.json)
+    skip: bool = False  # --skip-existing found it written from the same request
 
     @property
     def label(self) -> str:
@@ -105,7 +109,8 @@ class JobOutcome:
 
     def to_dict(self) -> dict:
         out = {"reference": str(self.job.reference.path), "trajectory": self.job.trajectory.name,
-               "status": "ok" if self.ok else "failed", "seconds": round(self.seconds, 3)}  # fmt: skip
+               "status": "failed" if not self.ok else "skipped" if self.job.skip else "ok",
+               "seconds": round(self.seconds, 3)}  # fmt: skip
         if self.ok:
             out["outputs"] = self.job.paths.to_dict()
             out["frames"] = self.info.get("frames")
@@ -126,8 +131,15 @@ def plan_jobs(
     size: tuple[int, int],
     token_stride: int,
     overwrite: bool = False,
+    request: dict | None = None,
+    skip_existing: bool = False,
 ) -> list[GenerateJob]:
-    """Every (reference, trajectory) job with its checked output paths and queries (see the module docstring)."""
+    """Every (reference, trajectory) job with its checked output paths and queries (see the module docstring).
+
+    ``request``: the settings every item shares (model, seed, sampler, sizes, ...), hashed with
+    each item's reference and trajectory into its ``request_key``. With ``skip_existing`` an
+    item whose video exists and whose ``.meta.json`` holds the same key is kept (``skip``).
+    """
     if (out is None) == (out_dir is None):
         raise InputError("give exactly one of --out FILE.mp4 or --out-dir DIR")
     tracks = query_spec is not None
@@ -152,6 +164,10 @@ def plan_jobs(
     jobs = []
     for ref, traj, video in pairs:
         paths = item_paths(video, side_by_side=side_by_side, tracks=tracks)
+        key = request_key(ref, traj, request) if request is not None else None
+        if skip_existing and not overwrite and key is not None and written_key(paths) == key:
+            jobs.append(GenerateJob(ref, traj, paths, request_key=key, skip=True))
+            continue
         for p in paths.files():
             if p.parent.exists() and not p.parent.is_dir():
                 raise InputError("output folder is a file", path=p.parent)
@@ -162,8 +178,41 @@ def plan_jobs(
         queries = None
         if query_spec is not None:
             queries = load_query_points(query_spec, height=size[0], width=size[1], frames=ref.frames, token_stride=token_stride)
-        jobs.append(GenerateJob(ref, traj, paths, queries))
+        jobs.append(GenerateJob(ref, traj, paths, queries, request_key=key))
     return jobs
+
+
+def _file_stamp(path: Path) -> list | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+
+
+def request_key(reference: ReferencePlan, trajectory: TargetTrajectory, request: dict) -> str:
+    """Hash of what an item is made from: the shared ``request``, the reference video (path,
+    size, modification time) and the trajectory (name, source, its poses or camera file)."""
+    source_file = Path(trajectory.source.rsplit(":", 1)[0]) if trajectory.source else None
+    poses = trajectory.file_poses
+    item = {
+        "reference": _file_stamp(reference.path) or str(reference.path),
+        "trajectory": [trajectory.name, trajectory.source, trajectory.preset],
+        "trajectory_file": _file_stamp(source_file) if source_file is not None and source_file.is_file() else None,
+        "poses": hashlib.sha256(np.ascontiguousarray(poses, dtype=np.float64).tobytes()).hexdigest() if poses is not None else None,
+    }
+    text = json.dumps({"item": item, "request": request}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def written_key(paths: ItemPaths) -> str | None:
+    """The ``request_key`` of a complete item (video and every companion present), else None."""
+    if not all(p.is_file() for p in paths.files()):
+        return None
+    try:
+        return json.loads(paths.metadata.read_text()).get("request_key")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def lock_item_folders(jobs: list[GenerateJob], *, out_dir: Path | None) -> contextlib.AbstractContextManager:
@@ -173,11 +222,11 @@ def lock_item_folders(jobs: list[GenerateJob], *, out_dir: Path | None) -> conte
     itself: two batches on different references may share ``DIR``, and ``DIR`` (the current
     folder by default) gets no lock file. A second process on the same reference is refused
     with ``output folder is in use by pid N``. ``--out FILE`` (one item, written atomically)
-    locks nothing.
+    locks nothing; nor do items kept by ``--skip-existing`` (a finished batch's rerun touches nothing).
     """
     if out_dir is None:
         return contextlib.nullcontext([])
-    return lock_folders((job.paths.video.parent for job in jobs), "output folder")
+    return lock_folders((job.paths.video.parent for job in jobs if not job.skip), "output folder")
 
 
 def library_versions() -> dict[str, str]:
@@ -211,6 +260,8 @@ def _metadata(pipeline, job: GenerateJob, reference, result, trajectory_note: st
         "versions": library_versions(),
     }
     meta.update(extra)
+    if job.request_key is not None:
+        meta["request_key"] = job.request_key  # what --skip-existing compares
     return meta
 
 
@@ -273,6 +324,11 @@ def run_jobs(
         if on_start is not None:
             on_start(job, number, len(jobs))
         start = time.perf_counter()
+        if job.skip:
+            outcomes.append(JobOutcome(job, True, 0.0, info={"skipped": True}))
+            if on_done is not None:
+                on_done(outcomes[-1])
+            continue
         try:
             ref_path = job.reference.path
             if ref_path not in cache:
