@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -264,3 +265,23 @@ def test_a_generate_batch_whose_items_all_fail_leaves_no_folder(cli, tiny_model,
                  "--out-dir", tmp_path / "gen" / "deeper")  # fmt: skip
     assert result.code == 1
     assert not (tmp_path / "gen").exists()  # the lock made the folders, and took them back
+
+
+def test_another_users_lock_file_still_locks(tmp_path, monkeypatch):
+    """A lock file this process may not write (another user's): the flock works on a read-only descriptor."""
+    real_open = os.open
+
+    def open_as_another_user(path, flags, *args):
+        if str(path).endswith(LOCK_NAME) and flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args)
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    (folder / LOCK_NAME).write_text("4242\n")
+    monkeypatch.setattr(os, "open", open_as_another_user)
+    lock = DirectoryLock(folder, "clip folder").acquire()
+    with pytest.raises(InputError, match="clip folder is in use by pid 4242"):  # the last writer's pid
+        DirectoryLock(folder, "clip folder").acquire()
+    lock.release()
+    DirectoryLock(folder).acquire().release()

@@ -41,18 +41,35 @@ class DirectoryLock:
             p = p.parent
         self.folder.mkdir(parents=True, exist_ok=True)
         self._created = missing  # deepest first
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd, writable = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             owner = os.read(fd, 64).decode(errors="replace").strip() or "?"
             os.close(fd)
             raise InputError(f"{self.what} is in use by pid {owner}", path=self.folder) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.fsync(fd)
+        if writable:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.fsync(fd)
         self._fd = fd
         return self
+
+    def _open(self) -> tuple[int, bool]:
+        """The lock file's descriptor, and whether this process can record its pid in it.
+
+        A folder shared by several users holds the lock file of whoever came first; it is
+        made group-writable where the umask allows (0o666 & ~umask, like every output), and a
+        read-only descriptor still takes the flock when it is not (the pid then stays the
+        last writer's)."""
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666), True
+        except PermissionError:
+            pass
+        try:
+            return os.open(self.path, os.O_RDONLY), False
+        except OSError as exc:
+            raise InputError(f"cannot open the lock file ({exc.strerror or exc})", path=self.path) from None
 
     def release(self, *, cleanup: bool = False) -> None:
         """Drop the lock; with ``cleanup``, also remove the folders ``acquire`` created when
