@@ -74,3 +74,21 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for block in blocks("python"):
         exec(compile(block, str(README), "exec"), {"__name__": "readme"})  # noqa: S102 (our own README)
+
+
+def test_readme_demo_table_is_the_stored_default_run():
+    """The README's demo table is generated from a default `mvt4g demo` run's record
+    (benchmarks/demo_table.py --write), not typed in: the block must be that record's table."""
+    import importlib.util
+    import json
+
+    from mvt4g.demo.settings import DEFAULT_STEPS
+
+    spec = importlib.util.spec_from_file_location("demo_table", README.parent / "benchmarks" / "demo_table.py")
+    demo_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo_table)
+    record = json.loads(demo_table.RECORD.read_text())
+    text = README.read_text()
+    block = text.split(demo_table.START, 1)[1].split(demo_table.END, 1)[0]
+    assert block.strip() == demo_table.readme_block(record).strip()
+    assert record["compute"]["steps"] == DEFAULT_STEPS and record["compute"]["base"] == "base"
