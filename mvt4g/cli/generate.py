@@ -169,6 +169,11 @@ writing the same reference there is refused ("output folder is in use by pid N",
     check_video_shape(config, n_frames, height, width)
     torch_device = resolve_device(device)
     resolve_dtype(dtype, torch_device)
+    if torch_device.type == "cuda":  # refuse what cannot fit before loading anything (issue 15)
+        from mvt4g.model.plan import check_device_fits
+
+        check_device_fits(config, frames=n_frames, height=height, width=width, steps=steps, guidance=guidance > 0,
+                          dtype=resolve_dtype(dtype, torch_device), device=torch_device)  # fmt: skip
     if query_points is not None and not config.use_tracking_head:
         raise InputError("this model has no tracking head (use_tracking_head is off): drop --query-points", path=model_dir)
 

@@ -20,6 +20,13 @@ def info(
         typer.Option("--model", "-m", help="A shipped model (mvtrack4gen, base: also prints its model card), "
                      "a saved model directory (config.json + model.safetensors) or a training run directory."),
     ] = None,
+    plan: Annotated[
+        str | None,
+        typer.Option("--plan", metavar="train|generate",
+                     help="Also print FLOPs and peak memory per stage for training or generation (takes a minute at Wan size)."),
+    ] = None,
+    frames: Annotated[int | None, typer.Option(help="Video frames for --plan (default: the model's).")] = None,
+    size: Annotated[str | None, typer.Option(metavar="HxW", help="Video size for --plan (default: the model's).")] = None,
     json_out: common.JsonOpt = False,
 ) -> None:
     """Print a model's parameter counts per component and per group and its tensor shapes at the preset's video size.
@@ -36,21 +43,35 @@ def info(
         mvt4g info --preset wan2.1-1.3b --json
 
         mvt4g info --model mvtrack4gen
+
+        mvt4g info --preset wan2.1-1.3b --plan train --frames 81 --size 480x832
+
+    --plan runs the model on PyTorch's meta device under torch's FLOP counter: FLOPs and peak
+    tensor memory (bfloat16) per stage, training with and without gradient checkpointing,
+    tracking head and L_corr, and the full-method / diffusion-only ratios.
     """
     from mvt4g.errors import InputError
     from mvt4g.model.lookup import SHIPPED, resolve_model, shipped_card, shipped_dir
 
     if (preset is None) == (model is None):
         raise InputError("give exactly one of --preset NAME or --model DIR")
+    if plan not in (None, "train", "generate"):
+        raise InputError(f"--plan must be train or generate, got {plan!r}")
+    if plan is None and (frames is not None or size is not None):
+        raise InputError("--frames and --size size a --plan: add --plan train or --plan generate")
     model_dir = resolve_model(model) if model is not None else None
     summary = model_summary(preset=preset, model_dir=model_dir)
     if model in SHIPPED:
         summary["shipped"] = model
         summary["card"] = shipped_card(model)
+    if plan is not None:
+        summary["plan"] = _plan(plan, preset=preset, model_dir=model_dir, frames=frames, size=size)
     if json_out:
         common.emit_json(summary)
         return
     _print_summary(summary)
+    if plan is not None:
+        _print_plan(summary["name"], summary["plan"])
     if model in SHIPPED:
         card = shipped_dir(model) / "MODEL_CARD.md"
         common.info(f"\nmodel card ({card}):\n")
@@ -119,6 +140,68 @@ def model_summary(*, preset: str | None = None, model_dir: Path | None = None) -
         "tracking_head": cfg.use_tracking_head,
         "shapes": shapes,
     }
+
+
+def _plan(kind: str, *, preset: str | None, model_dir: Path | None, frames: int | None, size: str | None) -> dict:
+    from mvt4g.model.checkpoint import read_config
+    from mvt4g.model.config import preset as get_preset
+    from mvt4g.model.plan import PlanShape, generate_plan, train_plan
+
+    config = get_preset(preset) if preset is not None else read_config(model_dir)
+    height, width = common.parse_size(size) if size else (config.video.height, config.video.width)
+    shape = PlanShape(frames=config.video.frames if frames is None else frames, height=height, width=width)
+    return train_plan(config, shape) if kind == "train" else generate_plan(config, shape)
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def _tflop(n: float) -> str:
+    return f"{n / 1e12:,.2f} TFLOP"
+
+
+def _print_plan(name: str, p: dict[str, Any]) -> None:
+    s = p["shape"]
+    common.info(f"\n[bold]plan: {p['plan']}[/bold] {name} at {s['frames']}x{s['height']}x{s['width']} "
+                f"({p['tokens']:,} tokens, batch {s['batch']}), {p['dtype']}; FLOPs from torch's FlopCounterMode "
+                f"and peak tensor memory, both on the meta device (CUDA context and fragmentation not included)")  # fmt: skip
+    if p["plan"] == "train":
+        _print_train_plan(p)
+    else:
+        _print_generate_plan(p)
+
+
+def _print_train_plan(p: dict[str, Any]) -> None:
+    text = p["text_encoder"]
+    if text:
+        common.info(f"  {text['name']}: {_tflop(text['flops'])}, {_gib(text['peak_bytes'])} per caption "
+                    "(once per clip, in `train prepare`; not held during training)")  # fmt: skip
+    queries = p["shape"]["queries"]
+    common.info(f"  DiT train step ({queries} query points): peak = weights + Adam moments + what the step allocates")
+    common.info(f"    {'variant':<10} {'checkpointing':<14} {'TFLOP':>10} {'peak':>11} {'weights':>9} {'grads':>9} "
+                f"{'Adam':>9} {'step':>10}")  # fmt: skip
+    for r in p["rows"]:
+        parts = r["parts"]
+        common.info(f"    {r['variant']:<10} {'on' if r['checkpointing'] else 'off':<14} {r['flops'] / 1e12:>10,.1f} "
+                    f"{_gib(r['peak_bytes']):>11} {_gib(parts['weights']):>9} {_gib(parts['grads']):>9} "
+                    f"{_gib(parts['adam']):>9} {_gib(parts['step']):>10}")  # fmt: skip
+    common.info("    diffusion: L_diff only; corr: + L_corr on the tapped Q/K; full: + tracking head and L_track (the method)")
+    for key, label in (("checkpointing", "with checkpointing"), ("no_checkpointing", "without")):
+        r = p["ratios"][key]
+        common.info(f"  full / diffusion {label}: FLOPs {r['flops']:.3f}x, memory {r['memory']:.3f}x (goal <= 1.10)")
+
+
+def _print_generate_plan(p: dict[str, Any]) -> None:
+    common.info(f"  {p['steps']} steps{', guidance (2 DiT forwards per step)' if p['guidance'] else ''}")
+    common.info(f"    {'stage':<26} {'TFLOP':>12} {'peak':>11} {'weights':>10}")
+    for st in p["stages"]:
+        common.info(f"    {st['name']:<26} {st['flops'] / 1e12:>12,.1f} {_gib(st['peak_bytes']):>11} "
+                    f"{_gib(st['parts'].get('weights', 0.0)):>10}")  # fmt: skip
+    dit = next(st for st in p["stages"] if st["name"] == "DiT sampling")
+    common.info(f"  DiT per step: {_tflop(dit['parts']['flops_per_step'])}; total {_tflop(p['flops'])}")
+    common.info(f"  peak with every model resident: {_gib(p['peak_bytes_resident'])}; "
+                f"stage by stage (each released after use): {_gib(p['peak_bytes_staged'])}")  # fmt: skip
 
 
 def _fmt(n: int) -> str:
