@@ -20,6 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = plan.PlanShape(frames=9, height=32, width=32, queries=4)
 
 
+@pytest.fixture
+def one_thread():
+    """Real CPU steps on one thread (tiny ops on busy cores crawl with more), restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _forward_flops(config, shape, dtype=torch.float32) -> float:
     model = plan.build_model(config, dtype=dtype, checkpointing=False)
 
@@ -51,7 +60,7 @@ def test_checkpointing_adds_one_forward_of_every_checkpointed_block():
     assert forward * 2 < off.flops < forward * 3
 
 
-def test_meta_peak_matches_the_same_step_on_real_cpu_tensors():
+def test_meta_peak_matches_the_same_step_on_real_cpu_tensors(one_thread):
     config = preset("tiny")
     for variant in ("diffusion", "full"):
         meta = plan.train_stage(config, TINY, variant=variant, checkpointing=True, dtype=torch.float32)
@@ -156,13 +165,13 @@ def _gpu_benchmark():
     return module
 
 
-def test_gpu_benchmark_smoke_runs_on_cpu():
+def test_gpu_benchmark_smoke_runs_on_cpu(one_thread):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert _gpu_benchmark().main(["--smoke", "--json"]) == 0
     result = json.loads(out.getvalue())
     cases = [r["case"] for r in result["rows"]]
-    assert cases == ["train diffusion", "train full", "train diffusion", "train full", "generate step"]
+    assert cases == ["train diffusion", "train full", "generate step"]
     assert all(r["seconds"] > 0 and r["peak_GiB"] > 0 and r["TFLOP"] > 0 for r in result["rows"])
 
 
@@ -186,5 +195,5 @@ def test_generate_on_cuda_refuses_what_cannot_fit_before_any_work(cli, monkeypat
     reference.write_bytes(b"not read: the check comes first")
     out = tmp_path / "out.mp4"
     result = cli("generate", reference, "--traj", "arc-left", "--steps", "2", "--out", out)
-    assert_one_line_error(result, "needs ~", "on cuda, which has 0.0 GiB", "--device cpu")
+    assert_one_line_error(result, "needs ~", "on cuda with every model resident", "which has 0.0 GiB", "--device cpu")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.mp4"]

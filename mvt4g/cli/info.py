@@ -154,11 +154,12 @@ def _plan(kind: str, *, preset: str | None, model_dir: Path | None, frames: int 
 
 
 def _gib(n: float) -> str:
-    return f"{n / 2**30:,.1f} GiB"
+    # GiB at Wan sizes, MiB for the CPU presets (which would all read 0.0 GiB)
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
 
 
 def _tflop(n: float) -> str:
-    return f"{n / 1e12:,.2f} TFLOP"
+    return f"{n / 1e12:,.1f} TFLOP" if n >= 1e12 else f"{n / 1e9:,.2f} GFLOP"
 
 
 def _print_plan(name: str, p: dict[str, Any]) -> None:
@@ -179,13 +180,13 @@ def _print_train_plan(p: dict[str, Any]) -> None:
                     "(once per clip, in `train prepare`; not held during training)")  # fmt: skip
     queries = p["shape"]["queries"]
     common.info(f"  DiT train step ({queries} query points): peak = weights + Adam moments + what the step allocates")
-    common.info(f"    {'variant':<10} {'checkpointing':<14} {'TFLOP':>10} {'peak':>11} {'weights':>9} {'grads':>9} "
-                f"{'Adam':>9} {'step':>10}")  # fmt: skip
+    common.info(f"    {'variant':<10} {'checkpointing':<14} {'FLOPs':>15} {'peak':>11} {'weights':>10} {'grads':>10} "
+                f"{'Adam':>10} {'step':>11}")  # fmt: skip
     for r in p["rows"]:
         parts = r["parts"]
-        common.info(f"    {r['variant']:<10} {'on' if r['checkpointing'] else 'off':<14} {r['flops'] / 1e12:>10,.1f} "
-                    f"{_gib(r['peak_bytes']):>11} {_gib(parts['weights']):>9} {_gib(parts['grads']):>9} "
-                    f"{_gib(parts['adam']):>9} {_gib(parts['step']):>10}")  # fmt: skip
+        common.info(f"    {r['variant']:<10} {'on' if r['checkpointing'] else 'off':<14} {_tflop(r['flops']):>15} "
+                    f"{_gib(r['peak_bytes']):>11} {_gib(parts['weights']):>10} {_gib(parts['grads']):>10} "
+                    f"{_gib(parts['adam']):>10} {_gib(parts['step']):>11}")  # fmt: skip
     common.info("    diffusion: L_diff only; corr: + L_corr on the tapped Q/K; full: + tracking head and L_track (the method)")
     for key, label in (("checkpointing", "with checkpointing"), ("no_checkpointing", "without")):
         r = p["ratios"][key]
@@ -194,9 +195,9 @@ def _print_train_plan(p: dict[str, Any]) -> None:
 
 def _print_generate_plan(p: dict[str, Any]) -> None:
     common.info(f"  {p['steps']} steps{', guidance (2 DiT forwards per step)' if p['guidance'] else ''}")
-    common.info(f"    {'stage':<26} {'TFLOP':>12} {'peak':>11} {'weights':>10}")
+    common.info(f"    {'stage':<26} {'FLOPs':>16} {'peak':>11} {'weights':>10}")
     for st in p["stages"]:
-        common.info(f"    {st['name']:<26} {st['flops'] / 1e12:>12,.1f} {_gib(st['peak_bytes']):>11} "
+        common.info(f"    {st['name']:<26} {_tflop(st['flops']):>16} {_gib(st['peak_bytes']):>11} "
                     f"{_gib(st['parts'].get('weights', 0.0)):>10}")  # fmt: skip
     dit = next(st for st in p["stages"] if st["name"] == "DiT sampling")
     common.info(f"  DiT per step: {_tflop(dit['parts']['flops_per_step'])}; total {_tflop(p['flops'])}")

@@ -380,7 +380,9 @@ def vae_decode_stage(config, shape: PlanShape, *, dtype: torch.dtype = torch.bfl
     from mvt4g.model.autoencoder import _wan_vae_kwargs
 
     with torch.device("meta"):
-        vae = AutoencoderKLWan(**_wan_vae_kwargs(config.autoencoder)).to(dtype)
+        vae = AutoencoderKLWan(**_wan_vae_kwargs(config.autoencoder))
+    # nn.Module.to: diffusers' own .to() warns about float32 modules on every cast (it has none here)
+    torch.nn.Module.to(vae, dtype)
     weights = _param_bytes(vae.parameters())
     frames, h, w = latent_grid(config, shape)
 
@@ -466,8 +468,10 @@ def check_generate_fits(plan: dict, device_bytes: float, *, dtype: torch.dtype =
         if fit(shape["frames"], h, w) <= usable:
             options.append(f"--size {h}x{w}")
     options.append("--device cpu")
+    staged = plan.get("peak_bytes_staged", need)
     raise InputError(f"generating {shape['frames']}x{shape['height']}x{shape['width']} needs ~{need / GIB:.1f} GiB on "
-                     f"{device}, which has {device_bytes / GIB:.1f} GiB ({HEADROOM:.0%} usable); would fit: "
+                     f"{device} with every model resident ({staged / GIB:.1f} GiB if each were released after use), "
+                     f"which has {device_bytes / GIB:.1f} GiB ({HEADROOM:.0%} usable); would fit: "
                      f"{', '.join(options)}")  # fmt: skip
 
 
