@@ -12,7 +12,7 @@ fine-tuning scope: self-attention, camera modules, tracking head), one sample pe
 
 Generation at 81x480x832: seconds per sampling step (two DiT forwards: guidance on the text,
 as ReCamMaster samples), its peak memory, and one VAE decode of the 81-frame video (a random
-full-size Wan VAE).
+full-size Wan VAE; a single call without warmup, so cuDNN's first-call setup is included).
 
 Where CUDA is absent it prints one line and exits 0. ``--smoke`` runs the same code on the
 tiny preset at tiny shapes on the CPU in a few seconds (a test runs it so the script cannot rot).
