@@ -25,7 +25,7 @@ _mvt4g() {
         "mvt4g generate") subs="" flags="--side-by-side --skip-existing --overwrite --json --help" valopts="--model --traj --target-cameras --camera --out --out-dir --prompt --prompt-file --steps --guidance --shift --sampler --seed --frames --size --frame-policy --fov --focal --ref-cameras --device --dtype --query-points --track-timestep" pos="" ;;
         "mvt4g eval") subs="" flags="--copy-reference --overwrite --json --help" valopts="--bench --data-root --model --videos --sequences --traj --camera-metric --pose-estimator --weights-dir --metrics --frames --size --steps --seed --device --fov --save-videos --csv --report" pos="" ;;
         "mvt4g analyze") subs="" flags="--overwrite --json --help" valopts="--model --layers --timesteps --pairs --queries --out --visualize --seed --delta --head --shift --device --dtype --threads" pos="" ;;
-        "mvt4g info") subs="" flags="--json --help" valopts="--preset --model" pos="" ;;
+        "mvt4g info") subs="" flags="--json --help" valopts="--preset --model --plan --frames --size" pos="" ;;
         "mvt4g convert") subs="recammaster" flags="--help" valopts="" pos="" ;;
         "mvt4g convert recammaster") subs="" flags="--tracking-head --no-tracking-head --link --copy --overwrite --json --help" valopts="--base --out --camera --tap-layer --dtype --autoencoder" pos="" ;;
     esac
