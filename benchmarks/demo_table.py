@@ -66,6 +66,9 @@ def main() -> None:
     p.add_argument("run", type=Path, help="a finished demo folder")
     p.add_argument("--write", action="store_true", help="store the record and rewrite README.md's block")
     args = p.parse_args()
+    missing = [n for n in ("demo.json", "stages/evaluate.json", "stages/finetune_method.json") if not (args.run / n).is_file()]
+    if missing:
+        p.exit(2, f"demo_table.py: {args.run} is not a finished demo folder (no {missing[0]})\n")
     record = record_of(args.run)
     block = readme_block(record)
     if args.write:
