@@ -88,7 +88,7 @@ def demo(
     Two runs with the same settings give the same numbers on any machine; a slow machine takes
     longer (an estimate is printed once the first steps are timed). Resumable: run the same
     command again and finished stages are reused; an interrupted fine-tune continues from its
-    checkpoint. About 15 minutes on 2 shared CPU cores by default.
+    checkpoint. 7 to 15 minutes on 2 CPU cores by default, depending on their load.
 
     Examples:
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from mvt4g.errors import InputError
 from mvt4g.memory import check_demo
 
-#: Fine-tuning steps of each of the two runs by default: the whole demo then takes about 15
-#: minutes on 2 shared CPU cores (README, "The main job").
+#: Fine-tuning steps of each of the two runs by default: the whole demo then takes 7 to 15
+#: minutes on 2 CPU cores, depending on their load (README, "The main job").
 DEFAULT_STEPS = 60
 #: With ``--budget-minutes``: the share of what the budget leaves after the data stages that
 #: the method's fine-tune may use (the baseline runs as many steps, at a lower cost per step;
