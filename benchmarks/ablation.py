@@ -559,12 +559,24 @@ def settings_of(args) -> DemoSettings:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mvt4g.errors import InputError
+
+    try:
+        return _main(argv)
+    except InputError as exc:  # bad input: one line and exit 2, as the CLI does
+        print(f"ablation.py: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
+    from mvt4g.io.atomic import check_output_location
     from mvt4g.io.lock import directory_lock
     from mvt4g.model.checkpoint import read_config
     from mvt4g.synth.pipeline import torch_threads
 
     args = parse_args(argv)
     s = settings_of(args)
+    check_output_location(args.out)  # before any work: an unwritable --out is refused now
     config = read_config(s.base_dir)
     rows = plan_rows(args.configs, args.layers, config.tap_layer, config.backbone.num_layers)
     unique = sorted({r.run_id for r in rows})

@@ -127,3 +127,14 @@ def test_rows_and_verdicts():
     assert module.versus(same, runs, "i_plucker", [0, 1, 2], "psnr", 1)["verdict"] == "no difference"
     noisy = {s: {"eval": {"means": {"psnr": 10.0 + s + (1.0 if s == 1 else -0.5)}}} for s in range(3)}
     assert module.versus(noisy, runs, "i_plucker", [0, 1, 2], "psnr", 1)["verdict"] == "no difference"
+
+
+@pytest.mark.parametrize(("args", "needle"), [(["--base", "/nope"], "/nope"), (["--steps", "0"], "--steps"),
+                                              (["--out", "/proc/mvt4g-no/such"], "cannot write in")])  # fmt: skip
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, needle):
+    study = load_ablation()
+    out = tmp_path / "study"
+    code = study.main(["--out", str(out), *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and needle in err
+    assert not out.exists()

@@ -117,12 +117,18 @@ def test_a_second_demo_on_one_folder_is_refused(cli, holder):
     assert [p.name for p in run.iterdir()] == [LOCK_NAME]
 
 
-def test_resume_refuses_an_edited_config_toml(cli, tmp_path_factory, tmp_path):
+def one_step_run(cli, tmp_path_factory, tmp_path):
+    """(data, run): a run directory trained for one step on the shared synth clips."""
     data = synth_clips(tmp_path_factory)
     config = tmp_path / "c.toml"
     config.write_text(CONFIG)
     run = tmp_path / "run"
     assert cli("train", "--config", config, "--data", data, "--out", run, "--steps", "1").code == 0
+    return data, run
+
+
+def test_resume_refuses_an_edited_config_toml(cli, tmp_path_factory, tmp_path):
+    data, run = one_step_run(cli, tmp_path_factory, tmp_path)
     saved = run / "config.toml"
     # a resume that changes only what a resume may change (--steps) is fine, and re-stamps the file
     assert cli("train", "--data", data, "--out", run, "--steps", "2", "--resume").code == 0, "resume failed"
@@ -139,11 +145,7 @@ def test_resume_refuses_an_edited_config_toml(cli, tmp_path_factory, tmp_path):
 
 
 def test_resume_accepts_an_edit_that_the_command_repeats(cli, tmp_path_factory, tmp_path):
-    data = synth_clips(tmp_path_factory)
-    config = tmp_path / "c.toml"
-    config.write_text(CONFIG)
-    run = tmp_path / "run"
-    assert cli("train", "--config", config, "--data", data, "--out", run, "--steps", "1").code == 0
+    data, run = one_step_run(cli, tmp_path_factory, tmp_path)
     saved = run / "config.toml"
     text = saved.read_text()
     saved.write_text("# checked by hand\n" + text)  # no key changed: nothing to accept
