@@ -69,7 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mvt4g.demo import results, stages, training  # noqa: E402
 from mvt4g.demo.settings import DemoSettings, stage_key  # noqa: E402
-from mvt4g.io.atomic import write_json_atomic, write_text_atomic  # noqa: E402
+from mvt4g.fs.atomic import write_json_atomic, write_text_atomic  # noqa: E402
 
 #: Table 3 rows: (tracking head, L_corr).
 CONFIGS = {"i_plucker": (False, False), "ii_corr": (False, True), "iii_track": (True, False), "iv_both": (True, True)}
@@ -569,8 +569,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    from mvt4g.io.atomic import check_output_location
-    from mvt4g.io.lock import directory_lock
+    from mvt4g.fs.atomic import check_output_location
+    from mvt4g.fs.lock import directory_lock
     from mvt4g.model.checkpoint import read_config
     from mvt4g.synth.pipeline import torch_threads
 

@@ -4,7 +4,7 @@ import stat
 import pytest
 
 from mvt4g.errors import InputError, OutputExistsError
-from mvt4g.io.atomic import atomic_dir, atomic_path, check_output_path
+from mvt4g.fs.atomic import atomic_dir, atomic_path, check_output_path
 
 
 def test_atomic_path_renames_on_success_and_cleans_up_on_failure(tmp_path):
@@ -61,7 +61,7 @@ def test_check_output_path(tmp_path):
 
 
 def test_writers_create_missing_parent_folders(tmp_path):
-    from mvt4g.io.atomic import write_text_atomic
+    from mvt4g.fs.atomic import write_text_atomic
 
     write_text_atomic(tmp_path / "a" / "b" / "x.txt", "1")
     assert (tmp_path / "a" / "b" / "x.txt").read_text() == "1"
@@ -72,7 +72,7 @@ def test_writers_create_missing_parent_folders(tmp_path):
 
 KILLED = """
 import os, sys
-from mvt4g.io.atomic import atomic_dir, atomic_path
+from mvt4g.fs.atomic import atomic_dir, atomic_path
 with atomic_path(sys.argv[1] + "/out.mp4") as tmp:
     tmp.write_bytes(b"half a video")
     with atomic_dir(sys.argv[1] + "/scene_0000") as d:
@@ -93,7 +93,7 @@ def _killed_writer(folder):
 
 
 def test_temporaries_of_a_killed_writer_are_hidden_and_never_look_like_outputs(tmp_path):
-    from mvt4g.io.atomic import is_temp_name
+    from mvt4g.fs.atomic import is_temp_name
 
     left = _killed_writer(tmp_path)
     assert len(left) == 2 and all(n.startswith(".") and is_temp_name(n) for n in left), left
@@ -104,7 +104,7 @@ def test_temporaries_of_a_killed_writer_are_hidden_and_never_look_like_outputs(t
 
 
 def test_the_next_write_removes_a_dead_writers_temporaries(tmp_path):
-    from mvt4g.io.atomic import remove_stale_temps
+    from mvt4g.fs.atomic import remove_stale_temps
 
     _killed_writer(tmp_path)
     with atomic_path(tmp_path / "out.mp4") as tmp:
@@ -117,7 +117,7 @@ def test_the_next_write_removes_a_dead_writers_temporaries(tmp_path):
 
 
 def test_a_live_writers_temporaries_and_other_outputs_are_left_alone(tmp_path):
-    from mvt4g.io.atomic import remove_stale_temps
+    from mvt4g.fs.atomic import remove_stale_temps
 
     with atomic_path(tmp_path / "out.mp4") as tmp:  # this process: alive
         tmp.write_bytes(b"x")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mvt4g.io.atomic import is_temp_name
+from mvt4g.fs.atomic import is_temp_name
 
 WRAPPER = """
 import os, sys

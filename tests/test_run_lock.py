@@ -13,11 +13,11 @@ from test_train_data import synth_clips
 from test_train_loop import CONFIG
 
 from mvt4g.errors import InputError
-from mvt4g.io.lock import LOCK_NAME, DirectoryLock, directory_lock
+from mvt4g.fs.lock import LOCK_NAME, DirectoryLock, directory_lock
 
 HOLD = """
 import sys, time
-from mvt4g.io.lock import DirectoryLock
+from mvt4g.fs.lock import DirectoryLock
 DirectoryLock(sys.argv[1]).acquire()
 print("locked", flush=True)
 time.sleep(60)

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mvt4g.analysis.correspondence import CORRESPONDENCE_TYPES
-from mvt4g.io.atomic import atomic_path
+from mvt4g.fs.atomic import atomic_path
 
 TYPE_TITLES = {
     "ref_temporal": "(a) reference temporal",

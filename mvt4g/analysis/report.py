@@ -33,7 +33,7 @@ from mvt4g.analysis.summary import (
     pck_leader,
     pooled_layer_pck,
 )
-from mvt4g.io.atomic import atomic_dir, check_output_path
+from mvt4g.fs.atomic import atomic_dir, check_output_path
 
 REPORT_NAME = "analysis.json"
 DEFINITIONS = {

@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from mvt4g.camera.intrinsics import Intrinsics
 from mvt4g.camera.pose import validate_c2w
 from mvt4g.errors import InputError
-from mvt4g.io.atomic import atomic_path
+from mvt4g.fs.atomic import atomic_path
 
 #: Frustum shape when no intrinsics are given: ReCamMaster's 832x480 frame with a 60 deg
 #: horizontal field of view.

@@ -131,6 +131,6 @@ def cameras_json_dict(views: dict[str, ViewCameras]) -> dict:
 
 def write_cameras_json(path: str | Path, views: dict[str, ViewCameras]) -> None:
     """Write a native ``cameras.json`` atomically."""
-    from mvt4g.io.atomic import write_json_atomic
+    from mvt4g.fs.atomic import write_json_atomic
 
     write_json_atomic(path, cameras_json_dict(views), indent=None)

@@ -82,7 +82,7 @@ def recammaster(
     import torch
 
     from mvt4g.errors import InputError
-    from mvt4g.io.atomic import check_output_path
+    from mvt4g.fs.atomic import check_output_path
     from mvt4g.model.convert import convert_recammaster, find_transformer_dir, save_converted
 
     check_output_path(out, overwrite=overwrite, is_dir=True)

@@ -114,7 +114,7 @@ def eval_command(
     from mvt4g.errors import InputError
     from mvt4g.eval.bench import open_bench, parse_names
     from mvt4g.eval.runner import CopySource, EvalSettings, FolderSource, ModelSource, parse_metrics, run_eval
-    from mvt4g.io.atomic import check_output_path
+    from mvt4g.fs.atomic import check_output_path
 
     if (model is not None) + (videos is not None) + copy_reference != 1:
         raise InputError("give exactly one of --model (generate), --videos (score existing videos) or --copy-reference")
@@ -153,7 +153,7 @@ def eval_command(
     _warn_skips(result, explicit=metrics.strip() != "all" or weights_dir is not None)
 
     from mvt4g.eval.report import csv_text, json_ready, markdown_report
-    from mvt4g.io.atomic import write_text_atomic
+    from mvt4g.fs.atomic import write_text_atomic
 
     if csv_out is not None:
         write_text_atomic(csv_out, csv_text(report))

@@ -187,7 +187,7 @@ def show(
         mvt4g tracks show data/synth/scene_0000 --out overlay.mp4
     """
     from mvt4g.errors import InputError
-    from mvt4g.io.atomic import check_output_path
+    from mvt4g.fs.atomic import check_output_path
     from mvt4g.io.clip import read_clip
     from mvt4g.io.video import write_video
     from mvt4g.tracks.format import read_tracks

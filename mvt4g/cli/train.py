@@ -151,7 +151,7 @@ def train(
     if overwrite and _is_rank0():
         run_dir = Path(cfg.train.out)
         if run_dir.is_dir() and any(p.name != ".mvt4g.lock" for p in run_dir.iterdir()):
-            from mvt4g.io.lock import DirectoryLock
+            from mvt4g.fs.lock import DirectoryLock
 
             DirectoryLock(run_dir).acquire().release()  # refuses a run directory another process is using
             if not (run_dir / "config.toml").is_file():

@@ -117,7 +117,7 @@ def show(
     from mvt4g.camera import trajectories as tr
     from mvt4g.camera import trajectory_files as tf
     from mvt4g.errors import InputError
-    from mvt4g.io.atomic import check_output_path, write_json_atomic
+    from mvt4g.fs.atomic import check_output_path, write_json_atomic
 
     # Every check that can fail comes before any work or any write.
     if out_format is not None and out is None:

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mvt4g.io.atomic import atomic_path
+from mvt4g.fs.atomic import atomic_path
 from mvt4g.io.video import read_video
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mvt4g.demo import figures
 from mvt4g.demo.settings import DemoSettings
-from mvt4g.io.atomic import atomic_dir
+from mvt4g.fs.atomic import atomic_dir
 
 METRIC_COLUMNS = (
     ("psnr", "PSNR (dB) ↑"),

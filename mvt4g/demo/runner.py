@@ -118,9 +118,9 @@ def _claim(folder: Path, key: str, resumable: bool) -> None:
 def run_demo(settings: DemoSettings, *, overwrite: bool = False, on_event: Event | None = None) -> DemoResult:
     """Run (or resume) the demo in ``settings.out``; see the module docstring. The demo folder
     is locked for the whole run: a second demo on it is refused ("demo folder is in use by pid N")."""
-    from mvt4g.io.atomic import check_output_location
+    from mvt4g.fs.atomic import check_output_location
     from mvt4g.demo.state import MARKER
-    from mvt4g.io.lock import directory_lock, is_lock_file
+    from mvt4g.fs.lock import directory_lock, is_lock_file
 
     settings = settings.validate()
     if settings.real_video is not None:

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from mvt4g.errors import InputError
-from mvt4g.io.atomic import check_output_location, write_json_atomic
-from mvt4g.io.lock import is_lock_file
+from mvt4g.fs.atomic import check_output_location, write_json_atomic
+from mvt4g.fs.lock import is_lock_file
 
 #: The file that marks a folder as a demo folder (so --overwrite only ever deletes those).
 MARKER = "demo.json"

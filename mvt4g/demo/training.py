@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mvt4g.errors import Interrupted
-from mvt4g.io.atomic import write_json_atomic
+from mvt4g.fs.atomic import write_json_atomic
 from mvt4g.model.freeze import FINETUNE_GROUPS
 from mvt4g.train.config import TrainConfig, from_dict
 from mvt4g.train.trainer import Trainer

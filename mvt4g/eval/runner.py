@@ -206,7 +206,7 @@ class ModelSource:
         if self.save_dir is None:
             return
         from mvt4g.errors import OutputExistsError
-        from mvt4g.io.atomic import check_output_path
+        from mvt4g.fs.atomic import check_output_path
 
         check_output_path(self.save_dir, overwrite=True, is_dir=True)
         for sequence, trajectory in keys:

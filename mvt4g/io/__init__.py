@@ -1,4 +1,4 @@
-"""Video, frame and clip-directory input/output, and atomic file writing.
+"""Video, frame and clip-directory input/output (atomic writing lives in :mod:`mvt4g.fs`).
 
 Names are loaded on first use (PEP 562) so that importing one piece does not pull in OpenCV
 or ffmpeg for the others.
@@ -7,7 +7,6 @@ or ffmpeg for the others.
 from mvt4g._lazy import lazy_exports
 
 _EXPORTS = {
-    "atomic_dir": "atomic", "atomic_path": "atomic", "check_output_path": "atomic", "write_json_atomic": "atomic",
     "Clip": "clip", "read_clip": "clip",
     "Video": "video", "VideoInfo": "video", "probe_video": "video", "read_video": "video",
     "write_video": "video", "write_frames": "video", "FOLDER_FPS": "video",

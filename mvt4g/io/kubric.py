@@ -224,7 +224,7 @@ def read_kubric(path: str | Path) -> tuple[list[KubricView], float]:
 def import_kubric(src: str | Path, out: str | Path, *, overwrite: bool = False, caption: str = "") -> Path:
     """Convert a Kubric-style export into a clip directory at ``out`` (written atomically)."""
     from mvt4g.camera.rig import write_cameras_json
-    from mvt4g.io.atomic import atomic_dir, check_output_location, write_json_atomic
+    from mvt4g.fs.atomic import atomic_dir, check_output_location, write_json_atomic
     from mvt4g.io.video import write_video
 
     out = Path(out)

@@ -131,7 +131,7 @@ def write_plucker(path: str | Path, request: PluckerRequest) -> tuple[int, ...]:
     """
     from safetensors.numpy import save_file
 
-    from mvt4g.io.atomic import atomic_path, check_output_location
+    from mvt4g.fs.atomic import atomic_path, check_output_location
 
     path = Path(path)
     check_output_location(path)
@@ -217,7 +217,7 @@ def plan_plucker_jobs(
     """
     if out is not None and len(sources) > 1:
         raise InputError("--out takes one source; without it each clip gets its own plucker/ folder")
-    from mvt4g.io.atomic import check_output_location
+    from mvt4g.fs.atomic import check_output_location
 
     jobs = []
     for source in sources:

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from mvt4g.errors import InputError, WorkFailed
-from mvt4g.io.atomic import atomic_dir, atomic_path, check_output_path
+from mvt4g.fs.atomic import atomic_dir, atomic_path, check_output_path
 
 #: Frame rate given to a folder of images, which has none of its own (DAVIS is 30 fps).
 FOLDER_FPS = 30.0

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from mvt4g.errors import InputError
-from mvt4g.io.atomic import atomic_dir, check_output_path
+from mvt4g.fs.atomic import atomic_dir, check_output_path
 from mvt4g.model.config import ModelConfig
 
 FORMAT = "mvt4g-model"

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from mvt4g.errors import InputError, MVT4GError, OutputExistsError
-from mvt4g.io.atomic import check_output_location, check_output_path, write_json_atomic
-from mvt4g.io.lock import lock_folders
+from mvt4g.fs.atomic import check_output_location, check_output_path, write_json_atomic
+from mvt4g.fs.lock import lock_folders
 from mvt4g.sample.queries import load_query_points
 from mvt4g.sample.reference import ReferenceOptions, ReferencePlan, read_reference
 from mvt4g.sample.targets import TargetTrajectory
@@ -218,7 +218,7 @@ def written_key(paths: ItemPaths) -> str | None:
 def lock_item_folders(jobs: list[GenerateJob], *, out_dir: Path | None) -> contextlib.AbstractContextManager:
     """Own the output folders of a ``--out-dir`` batch for the whole run (model loading included).
 
-    Each reference's folder ``DIR/REF_STEM`` is locked (``mvt4g.io.lock``), not ``DIR``
+    Each reference's folder ``DIR/REF_STEM`` is locked (``mvt4g.fs.lock``), not ``DIR``
     itself: two batches on different references may share ``DIR``, and ``DIR`` (the current
     folder by default) gets no lock file. A second process on the same reference is refused
     with ``output folder is in use by pid N``. ``--out FILE`` (one item, written atomically)

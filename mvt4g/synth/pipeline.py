@@ -24,7 +24,7 @@ import torch
 from mvt4g.camera.rig import ViewCameras
 from mvt4g.camera.trajectories import PRESET_NAMES, preset_trajectory
 from mvt4g.errors import InputError, OutputExistsError
-from mvt4g.io.atomic import check_output_path
+from mvt4g.fs.atomic import check_output_path
 from mvt4g.memory import check_synth
 from mvt4g.synth.render import ViewRender, render_scene
 from mvt4g.synth.sampling import sample_scene

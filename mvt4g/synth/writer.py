@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mvt4g.camera.rig import write_cameras_json
-from mvt4g.io.atomic import atomic_dir, write_json_atomic
+from mvt4g.fs.atomic import atomic_dir, write_json_atomic
 from mvt4g.io.video import write_video
 from mvt4g.synth.render import ViewRender
 from mvt4g.synth.scene import Scene

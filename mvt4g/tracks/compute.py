@@ -272,7 +272,7 @@ def plan_track_jobs(
     existing output is refused (:class:`~mvt4g.errors.OutputExistsError`) unless ``overwrite``,
     so bad input raises here and nothing is written. A plug-in tracker is loaded once, here.
     """
-    from mvt4g.io.atomic import check_output_path
+    from mvt4g.fs.atomic import check_output_path
     from mvt4g.io.clip import read_clip
 
     if out is not None and len(clips) > 1:
@@ -304,14 +304,14 @@ def lock_track_jobs(jobs: list[TrackJob], *, overwrite: bool = False) -> Iterato
     """Own the clip folders this run writes ``tracks.npz`` into, for the whole run.
 
     A run over a dataset writes into many clip folders over a long time; a second run on any
-    of them is refused with ``clip folder is in use by pid N`` (``mvt4g.io.lock``) instead
+    of them is refused with ``clip folder is in use by pid N`` (``mvt4g.fs.lock``) instead
     of both computing the same tracks. Only clips with work to do are locked (a rerun that
     finds everything current touches nothing), and ``--out FILE`` (one clip, written
     atomically) locks nothing. Yields the jobs re-checked under the lock: one another run
     finished meanwhile is ``current``, or refused as it would have been at planning time.
     """
     from mvt4g.errors import OutputExistsError
-    from mvt4g.io.lock import lock_folders
+    from mvt4g.fs.lock import lock_folders
 
     folders = [job.clip.root for job in jobs if job.status == "todo" and job.out == job.clip.tracks_path]
     with lock_folders(folders, "clip folder"):

@@ -114,7 +114,7 @@ def write_tracks(path: str | Path, trackset: TrackSet, *, input_key: str | None 
 
     ``input_key`` (optional) is stored so a later run can tell the tracks are current.
     """
-    from mvt4g.io.atomic import atomic_path
+    from mvt4g.fs.atomic import atomic_path
 
     tracks = np.where(np.isfinite(trackset.tracks), trackset.tracks, np.float32(0.0)).astype(np.float32)
     arrays: dict[str, np.ndarray] = {

@@ -166,7 +166,7 @@ def write_planar_clip(
     The exact tracks are written with method ``"planar"`` (ground truth). ``root`` must not exist.
     """
     from mvt4g.camera.rig import write_cameras_json
-    from mvt4g.io.atomic import write_json_atomic
+    from mvt4g.fs.atomic import write_json_atomic
     from mvt4g.io.video import write_video
     from mvt4g.tracks.format import TrackSet, write_tracks
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from mvt4g.errors import InputError
-from mvt4g.io.atomic import atomic_path
+from mvt4g.fs.atomic import atomic_path
 from mvt4g.io.clip import Clip
 from mvt4g.io.frames import (
     cover_geometry,

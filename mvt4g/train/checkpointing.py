@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from mvt4g.errors import InputError
-from mvt4g.io.atomic import write_json_atomic
+from mvt4g.fs.atomic import write_json_atomic
 
 STATE_FORMAT = "mvt4g-train-state"
 STATE_VERSION = 1

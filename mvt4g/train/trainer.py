@@ -35,8 +35,8 @@ from typing import Any
 import torch
 
 from mvt4g.errors import ConfigError, InputError, OutputExistsError, WorkFailed
-from mvt4g.io.atomic import check_output_location, write_text_atomic
-from mvt4g.io.lock import DirectoryLock, is_lock_file
+from mvt4g.fs.atomic import check_output_location, write_text_atomic
+from mvt4g.fs.lock import DirectoryLock, is_lock_file
 from mvt4g.train import builders
 from mvt4g.train.checkpointing import Checkpointer
 from mvt4g.train.config import TrainConfig, diff_keys, load_config, to_toml, toml_value
