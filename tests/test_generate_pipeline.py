@@ -17,7 +17,7 @@ from mvt4g.errors import InputError
 from mvt4g.model.checkpoint import load_autoencoder, save_pretrained
 from mvt4g.model.config import preset
 from mvt4g.model.mvt4g_model import MVT4GModel
-from mvt4g.sample.model_dir import resolve_model_dir
+from mvt4g.model.lookup import resolve_model_dir
 from mvt4g.sample.pipeline import GeneratePipeline
 from mvt4g.sample.reference import PreparedReference
 from mvt4g.sample.sampler import SamplingSettings
