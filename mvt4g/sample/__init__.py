@@ -16,8 +16,8 @@
 Modules: ``sampler`` (Euler / UniPC on the shifted sigma grid, guidance), ``pipeline``
 (model + autoencoder + text, one generation), ``reference`` (frame/size policy, reference
 cameras), ``targets`` (``--traj`` values, target cameras), ``queries`` (tracking-head
-queries and output), ``batch`` (many items, output names and files), ``model_dir``
-(``--model`` resolution).
+queries and output), ``batch`` (many items, output names and files). ``--model``
+resolution lives with the model: :func:`mvt4g.model.lookup.resolve_model`.
 """
 
 from mvt4g._lazy import lazy_exports
@@ -32,7 +32,6 @@ _EXPORTS = {
     "parse_target_cameras": "targets", "absolute_target_cameras": "targets",
     "grid_queries": "queries", "load_query_points": "queries",
     "plan_jobs": "batch", "run_jobs": "batch", "item_paths": "batch",
-    "resolve_model_dir": "model_dir",
 }  # fmt: skip
 
 __all__ = sorted(_EXPORTS)
