@@ -75,7 +75,7 @@ def test_refuses_to_overwrite_and_reports_bad_directories(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         from_pretrained(tmp_path / "missing")
     (tmp_path / "m" / "config.json").write_text("{not json")
-    with pytest.raises(InputError, match="unreadable model config"):
+    with pytest.raises(InputError, match="not a JSON file"):
         read_config(tmp_path / "m")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mvt4g.errors import Interrupted
 from mvt4g.fs.atomic import write_json_atomic
+from mvt4g.fs.jsonio import read_jsonl
 from mvt4g.model.freeze import FINETUNE_GROUPS
 from mvt4g.train.config import TrainConfig, from_dict
 from mvt4g.train.trainer import Trainer
@@ -47,7 +48,7 @@ def plan_path(run_dir: Path) -> Path:
 
 def measured_step_seconds(run_dir: Path) -> float:
     """Median step time of the calibration steps after the first (which pays one-off costs)."""
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    records = read_jsonl(run_dir / "metrics.jsonl", what="metrics log")
     times = [float(r["step_s"]) for r in records if "step_s" in r]
     later = [float(r["step_s"]) for r in records if "step_s" in r and r.get("step", 0) > 1]
     return statistics.median(later or times)
@@ -104,4 +105,4 @@ def loss_history(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path, what="metrics log")

@@ -18,7 +18,6 @@ or from a parent folder named like ``f24_aperture5``, on its 23.76 mm square sen
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 from mvt4g.camera.intrinsics import Intrinsics
 from mvt4g.camera.rig import ViewCameras, read_cameras_json
 from mvt4g.errors import InputError
+from mvt4g.fs.jsonio import read_json
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 _FOCAL_DIR = re.compile(r"f(\d+(?:\.\d+)?)_aperture", re.IGNORECASE)
@@ -114,13 +114,7 @@ def _read_meta(root: Path) -> dict:
     path = root / "meta.json"
     if not path.is_file():
         return {}
-    try:
-        meta = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not a JSON file ({exc})", path=path) from None
-    if not isinstance(meta, dict):
-        raise InputError("meta.json must hold an object", path=path)
-    return meta
+    return read_json(path, what="meta.json")
 
 
 def _multicamvideo_focal_mm(root: Path, meta: dict) -> float:

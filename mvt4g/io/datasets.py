@@ -34,7 +34,6 @@ each target keeps its longest run of consecutive time ids (a video needs contigu
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ import numpy as np
 from mvt4g.camera.converters import read_dycheck_camera
 from mvt4g.camera.intrinsics import Intrinsics
 from mvt4g.errors import InputError
+from mvt4g.fs.jsonio import read_json
 from mvt4g.io.video import Video, read_video
 
 DAVIS_SPLITS = ("train", "val")
@@ -284,10 +284,7 @@ def _longest_run(times: list[int]) -> list[int]:
 
 
 def _load_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not a readable JSON file ({exc})", path=path) from None
+    return read_json(path, expect=None)
 
 
 def _read_rgb(path: Path) -> np.ndarray:

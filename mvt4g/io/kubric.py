@@ -33,7 +33,6 @@ its static points.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ import numpy as np
 from mvt4g.camera.pose import c2w_from_opengl
 from mvt4g.camera.rig import ViewCameras
 from mvt4g.errors import CameraError, InputError
+from mvt4g.fs.jsonio import read_json
 
 _FRAME = re.compile(r"^rgba_(\d+)\.png$")
 DEFAULT_FPS = 12.0  # Kubric's MOVi datasets render at 12 fps
@@ -75,15 +75,7 @@ def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
 
 
 def _load_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError("no such file", path=path) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not a JSON file ({exc})", path=path) from None
-    if not isinstance(data, dict):
-        raise InputError("must hold a JSON object", path=path)
-    return data
+    return read_json(path, what="file")
 
 
 def _read_image(path: Path) -> np.ndarray:

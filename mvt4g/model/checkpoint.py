@@ -30,6 +30,7 @@ from torch import nn
 
 from mvt4g.errors import InputError
 from mvt4g.fs.atomic import atomic_dir, check_output_path
+from mvt4g.fs.jsonio import read_json
 from mvt4g.model.config import ModelConfig
 
 FORMAT = "mvt4g-model"
@@ -103,11 +104,8 @@ def read_config(directory: str | Path) -> ModelConfig:
         raise InputError("model directory does not exist", path=directory)
     if not path.is_file():
         raise InputError(f"not an mvt4g model directory (no {CONFIG_NAME})", path=directory)
-    try:
-        header = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"unreadable model config: {exc}", path=path) from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
+    header = read_json(path, what="model config")
+    if header.get("format") != FORMAT:
         raise InputError(f"not an mvt4g model config (format is not {FORMAT!r})", path=path)
     if int(header.get("format_version", 0)) > FORMAT_VERSION:
         raise InputError(f"model format version {header['format_version']} is newer than this mvt4g reads", path=path)

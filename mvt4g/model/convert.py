@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from mvt4g.errors import ConfigError, InputError
+from mvt4g.fs.jsonio import read_json
 
 # (original / DiffSynth name, diffusers WanTransformer3DModel name), in matching order.
 WAN_RENAMES: tuple[tuple[str, str], ...] = (
@@ -179,10 +180,7 @@ def find_transformer_dir(base: str | Path) -> Path:
     for folder in (base / "transformer", base):
         cfg = folder / "config.json"
         if cfg.is_file():
-            try:
-                data = json.loads(cfg.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise InputError(f"unreadable config: {exc}", path=cfg) from None
+            data = read_json(cfg, what="config")
             if data.get("_class_name") == "WanTransformer3DModel":
                 return folder
     raise InputError("not a diffusers Wan directory (no transformer/config.json of a WanTransformer3DModel)", path=base)

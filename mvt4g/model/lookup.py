@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 
 from mvt4g.errors import InputError
+from mvt4g.fs.jsonio import read_json
 from mvt4g.model.checkpoint import CONFIG_NAME, FORMAT, WEIGHTS_NAME
 
 RUN_MODEL_SUBDIR = "model"
@@ -55,13 +56,10 @@ def shipped_dir(name: str) -> Path:
 def shipped_card(name: str) -> dict:
     """``card.json`` of a shipped model: sha256 of its weights, recipe, steps, held-out metrics."""
     path = shipped_dir(name) / CARD_JSON
-    try:
-        card = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"shipped model {name!r} is not installed (no {CARD_JSON}; reinstall mvt4g)", path=path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"unreadable model card: {exc}", path=path) from None
-    if not isinstance(card, dict) or not isinstance(card.get("sha256"), str):
+    if not path.is_file():
+        raise InputError(f"shipped model {name!r} is not installed (no {CARD_JSON}; reinstall mvt4g)", path=path)
+    card = read_json(path, what="model card")
+    if not isinstance(card.get("sha256"), str):
         raise InputError("model card has no sha256 of the weights", path=path)
     return card
 
