@@ -17,7 +17,6 @@ DyCheck (iPhone) camera JSON
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -25,7 +24,8 @@ import numpy as np
 
 from mvt4g.camera.intrinsics import Intrinsics
 from mvt4g.camera.pose import as_pose_stack, c2w_from_w2c, validate_c2w, validate_rotations
-from mvt4g.errors import CameraError, InputError
+from mvt4g.errors import CameraError
+from mvt4g.fs.jsonio import read_json
 
 # Negates world y: Unreal's left-handed world -> a right-handed one (x forward, y left, z up).
 _UNREAL_WORLD_FLIP = np.diag([1.0, -1.0, 1.0, 1.0])
@@ -33,12 +33,7 @@ _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf", re.IG
 
 
 def _load_json(path: Path) -> object:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError("no such file", path=path) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not a JSON file ({exc})", path=path) from None
+    return read_json(path, what="file", expect=None)
 
 
 def parse_unreal_matrix(text: str) -> np.ndarray:

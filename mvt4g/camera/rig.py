@@ -10,7 +10,6 @@ File format (format_version 1)::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,8 @@ import numpy as np
 
 from mvt4g.camera.intrinsics import Intrinsics, stack_K
 from mvt4g.camera.pose import invert_pose, validate_c2w
-from mvt4g.errors import CameraError, InputError
+from mvt4g.errors import CameraError
+from mvt4g.fs.jsonio import read_json
 
 CAMERAS_FORMAT_VERSION = 1
 
@@ -99,12 +99,7 @@ def _parse_view(name: str, entry: object, path: Path) -> ViewCameras:
 def read_cameras_json(path: str | Path) -> dict[str, ViewCameras]:
     """Read and validate a native ``cameras.json``; returns views in file order."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError("no such file", path=path) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not a JSON file ({exc})", path=path) from None
+    data = read_json(path, what="file", expect=None)
     if not isinstance(data, dict) or "views" not in data:
         raise CameraError("not an mvt4g cameras file (no 'views' key)", path=path)
     version = data.get("format_version", CAMERAS_FORMAT_VERSION)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from mvt4g.camera.choices import ARC_PATHS, MOTIONS, SPEEDS
 from mvt4g.camera.pose import look_at
 from mvt4g.errors import CameraError, InputError
 from mvt4g.memory import check_trajectory
@@ -57,9 +58,6 @@ RECAMMASTER_CAMERAS = {
     "cam09": "arc-left", "cam10": "arc-right",
 }  # fmt: skip
 
-MOTIONS = ("rotate", "translate", "arc", "waypoints", "static")
-SPEEDS = ("constant", "ease")
-ARC_PATHS = ("chord", "circle")
 _Z = np.array([0.0, 0.0, 1.0])
 
 

@@ -1,5 +1,9 @@
-"""Trajectory files: the mvt4g trajectory JSON, ReCamMaster ``camera_extrinsics.json`` export,
-reading either back as poses relative to frame 0, resampling to another frame count, summaries.
+"""Trajectory and camera files: the mvt4g trajectory JSON, ReCamMaster ``camera_extrinsics.json``
+export, reading either back as poses relative to frame 0, resampling to another frame count,
+summaries; and one camera of any camera file (``PATH[:VIEW]``, :func:`read_camera_file`).
+
+Picking one camera of a file that holds several (``--camera camNN``, ``PATH:VIEW``) follows one
+rule everywhere (:func:`pick_camera`): the named one, else the only one, else an error naming them.
 
 The mvt4g trajectory JSON::
 
@@ -9,7 +13,7 @@ The mvt4g trajectory JSON::
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +21,10 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from mvt4g.camera.converters import read_multicamvideo_extrinsics, recammaster_extrinsics_dict, unreal_base_pose
 from mvt4g.camera.pose import orthonormalize, relative_to, validate_c2w
+from mvt4g.camera.rig import read_cameras_json
 from mvt4g.camera.trajectories import RECAMMASTER_ORIGIN_M, _check_frames
 from mvt4g.errors import CameraError, InputError
+from mvt4g.fs.jsonio import read_json
 
 
 def trajectory_summary(c2w: object) -> dict[str, float | int | list[float]]:
@@ -73,14 +79,44 @@ def load_trajectory_file(path: str | Path, camera: str | None = None, *, absolut
     rotation, so file rounding does not leak into later inversions.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError("no such trajectory file", path=path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a trajectory file", path=path) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not a JSON file ({exc})", path=path) from None
+    name, poses = _trajectory_poses(read_trajectory_json(path), path, camera)
+    if len(poses) < 2:
+        raise CameraError(f"a trajectory needs at least 2 frames, found {len(poses)}", path=path)
+    # Files keep ~6 digits; snap to exact rotations so inverses by transpose stay exact downstream.
+    poses = poses.copy()
+    poses[:, :3, :3] = orthonormalize(poses[:, :3, :3])
+    if absolute:
+        return name, poses
+    rel = relative_to(poses, poses[0])
+    rel[0] = np.eye(4)  # exactly, not to rounding
+    return name, rel
+
+
+def read_trajectory_json(path: str | Path) -> object:
+    """The parsed JSON of a trajectory file (one InputError if missing, a folder or not JSON)."""
+    return read_json(path, what="trajectory file", expect=None)
+
+
+def is_extrinsics_json(data: object) -> bool:
+    """Whether parsed JSON is a ReCamMaster/MultiCamVideo camera_extrinsics.json (``frameN`` keys)."""
+    return isinstance(data, dict) and "c2w" not in data and any(str(k).startswith("frame") for k in data)
+
+
+def pick_camera(cameras: dict, name: str | None, *, path: Path, how: str = "(--camera)", kind: str = "camera") -> str:
+    """The camera of ``cameras`` (a file's ``{name: ...}``) to use: ``name``, else the only one.
+    InputError (naming the file's cameras and ``how`` to choose) for none or an unknown name;
+    ``kind`` is what the file calls them ("camera", "view")."""
+    if name is None:
+        if len(cameras) != 1:
+            raise InputError(f"holds {kind}s {', '.join(cameras)}: choose one {how}", path=path)
+        return next(iter(cameras))
+    if name not in cameras:
+        raise InputError(f"no {kind} {name!r} (it holds {', '.join(cameras)})", path=path)
+    return name
+
+
+def _trajectory_poses(data: object, path: Path, camera: str | None) -> tuple[str, np.ndarray]:
+    """``(name, c2w [F, 4, 4] in the file's world)`` of a parsed trajectory file."""
     if isinstance(data, dict) and "c2w" in data:
         if camera is not None:
             raise InputError("a camera name only applies to camera_extrinsics.json files", path=path)
@@ -93,28 +129,12 @@ def load_trajectory_file(path: str | Path, camera: str | None = None, *, absolut
             raise CameraError(f"invalid c2w: {exc}", path=path) from None
         if "frames" in data and data["frames"] != len(poses):
             raise CameraError(f"frames says {data['frames']} but c2w holds {len(poses)} poses", path=path)
-        name = str(data.get("name", path.stem))
-    elif isinstance(data, dict) and any(str(k).startswith("frame") for k in data):
+        return str(data.get("name", path.stem)), poses
+    if is_extrinsics_json(data):
         cams = read_multicamvideo_extrinsics(path)
-        if camera is None:
-            if len(cams) != 1:
-                raise InputError(f"holds cameras {', '.join(cams)}: choose one (--camera)", path=path)
-            camera = next(iter(cams))
-        if camera not in cams:
-            raise InputError(f"no camera {camera!r} (it holds {', '.join(cams)})", path=path)
-        poses, name = cams[camera], f"{path.stem}:{camera}"
-    else:
-        raise InputError("not a trajectory file (expected mvt4g trajectory JSON or camera_extrinsics.json)", path=path)
-    if len(poses) < 2:
-        raise CameraError(f"a trajectory needs at least 2 frames, found {len(poses)}", path=path)
-    # Files keep ~6 digits; snap to exact rotations so inverses by transpose stay exact downstream.
-    poses = poses.copy()
-    poses[:, :3, :3] = orthonormalize(poses[:, :3, :3])
-    if absolute:
-        return name, poses
-    rel = relative_to(poses, poses[0])
-    rel[0] = np.eye(4)  # exactly, not to rounding
-    return name, rel
+        camera = pick_camera(cams, camera, path=path)
+        return f"{path.stem}:{camera}", cams[camera]
+    raise InputError("not a trajectory file (expected mvt4g trajectory JSON or camera_extrinsics.json)", path=path)
 
 
 def read_trajectory(path: str | Path, camera: str | None = None) -> np.ndarray:
@@ -137,3 +157,41 @@ def resample_trajectory(c2w: object, frames: int) -> np.ndarray:
     out[:, :3, :3] = Slerp(t_in, Rotation.from_matrix(poses[:, :3, :3]))(t_out).as_matrix()
     out[:, :3, 3] = np.stack([np.interp(t_out, t_in, poses[:, k, 3]) for k in range(3)], axis=1)
     return out
+
+
+@dataclass
+class CameraFile:
+    """One camera's poses read from a file (:func:`read_camera_file`), in the file's own world."""
+
+    c2w: np.ndarray  # [N, 4, 4] in the file's world
+    K: np.ndarray | None  # [N, 3, 3] at (width, height), or None
+    width: int | None
+    height: int | None
+    label: str  # PATH or PATH:VIEW, for messages and metadata
+    view: str | None = None  # the camera picked from the file, if any
+
+
+def split_camera_spec(spec: str) -> tuple[Path, str | None]:
+    """``PATH`` or ``PATH:VIEW`` -> ``(path, view or None)`` (a path that exists wins over a split)."""
+    path = Path(spec)
+    if not path.exists() and ":" in spec:
+        head, _, name = spec.rpartition(":")
+        if Path(head).exists() and name:
+            return Path(head), name
+    return path, None
+
+
+def read_camera_file(spec: str, what: str = "reference") -> CameraFile:
+    """``PATH`` or ``PATH:VIEW`` of a cameras.json (intrinsics too), camera_extrinsics.json or
+    mvt4g trajectory JSON: one camera's poses in the file's own world (not re-based)."""
+    path, name = split_camera_spec(spec)
+    if not path.is_file():
+        raise InputError(f"no such {what} camera file", path=path)
+    data = read_json(path, what=f"{what} camera file", expect=None)
+    if isinstance(data, dict) and "views" in data:
+        views = read_cameras_json(path)
+        name = pick_camera(views, name, path=path, how=f"as {path}:VIEW", kind="view")
+        cams = views[name]
+        return CameraFile(cams.c2w, cams.K, cams.width, cams.height, f"{path}:{name}", name)
+    _, c2w = load_trajectory_file(path, name, absolute=True)
+    return CameraFile(c2w, None, None, None, f"{path}" + (f":{name}" if name else ""), name)

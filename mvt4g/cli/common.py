@@ -110,6 +110,28 @@ def progress(transient: bool = True) -> Iterator[Any]:
         yield bar
 
 
+def core_constant(module: str, name: str) -> Any:
+    """The literal value of ``module.name`` (a tuple of choices, a default), read from the
+    module's source instead of importing it: the command line builds its choices and help from
+    the core's own constants without importing torch or OpenCV for ``--help``.
+
+    Only a top-level ``NAME = <literal>`` is read; anything else is a bug caught by the tests
+    (tests/test_cli_help.py compares every value with the imported module's).
+    """
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise LookupError(f"no module {module}")
+    tree = ast.parse(Path(spec.origin).read_text(), spec.origin)
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.value is not None:
+            return ast.literal_eval(node.value)
+    raise LookupError(f"{module} has no literal {name}")
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """Parse ``HxW`` (e.g. ``480x832``) into ``(height, width)``."""
     from mvt4g.errors import InputError

@@ -179,28 +179,28 @@ writing the same reference there is refused ("output folder is in use by pid N",
 
     from mvt4g.sample.batch import plan_jobs
     from mvt4g.sample.reference import ReferenceOptions, plan_reference
-    from mvt4g.sample.targets import parse_target_cameras, parse_trajectories
+    from mvt4g.sample.targets import camera_targets, trajectory_targets
 
     options = ReferenceOptions(frames=n_frames, height=height, width=width, frame_policy=frame_policy.value,
                                fov_deg=fov, focal_mm=focal, camera_file=ref_cameras)  # fmt: skip
     plans = [plan_reference(path, options) for path in references]
-    trajectories = parse_trajectories(traj, camera) if traj else []
     if camera is not None and not traj:
         raise InputError("--camera picks a camera of a --traj camera_extrinsics.json file: use --target-cameras FILE:camNN")
-    trajectories += parse_target_cameras(target_cameras or [], trajectories)
+    targets = trajectory_targets(traj, camera) if traj else []
+    targets += camera_targets(target_cameras or [], targets)
     # Everything an item's pixels depend on besides its reference and trajectory (--skip-existing compares it).
     request = {"model": str(model_dir.resolve()), "weights": _stamp(model_dir / "model.safetensors"),
                "settings": settings.to_dict(), "seed": seed, "frames": n_frames, "size": [height, width],
                "frame_policy": frame_policy.value, "fov": fov, "focal": focal, "ref_cameras": ref_cameras,
                "prompt": prompt, "dtype": dtype, "query_points": query_points, "track_timestep": track_timestep,
                "side_by_side": side_by_side}  # fmt: skip
-    jobs = plan_jobs(plans, trajectories, out=out, out_dir=out_dir, side_by_side=side_by_side,
+    jobs = plan_jobs(plans, targets, out=out, out_dir=out_dir, side_by_side=side_by_side,
                      query_spec=query_points, size=(height, width), token_stride=config.token_stride,
                      overwrite=overwrite, request=request, skip_existing=skip_existing)  # fmt: skip
     if all(job.skip for job in jobs):
         common.info(f"{len(jobs)} item(s) already written from the same inputs and settings; nothing to do")
         if json_out:
-            common.emit_json({"items": [{"reference": str(j.reference.path), "trajectory": j.trajectory.name,
+            common.emit_json({"items": [{"reference": str(j.reference.path), "trajectory": j.target.name,
                                          "status": "skipped", "outputs": j.paths.to_dict()} for j in jobs],
                               "ok": len(jobs), "failed": 0, "skipped": len(jobs), "model": str(model_dir)})  # fmt: skip
         return

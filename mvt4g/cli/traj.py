@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
 
+from mvt4g.camera.choices import ARC_PATHS, SPEEDS, TRAJECTORY_FORMATS
 from mvt4g.cli import common
 
 app = typer.Typer(
@@ -20,24 +21,8 @@ app = typer.Typer(
 )
 
 
-class Speed(str, Enum):
-    constant = "constant"
-    ease = "ease"
-
-
-class ArcPath(str, Enum):
-    chord = "chord"
-    circle = "circle"
-
-
-class OutFormat(str, Enum):
-    mvt4g = "mvt4g"
-    recammaster = "recammaster"
-
-
-# Preset parameter -> the option that sets it (for messages in the user's words).
-_FLAGS = {"angle": "--angle", "distance": "--distance", "target_depth": "--target-depth", "speed": "--speed",
-          "path": "--path"}  # fmt: skip
+# The io layer's default clip length: what `traj show` builds presets for without --frames.
+DEFAULT_FRAMES = common.core_constant("mvt4g.io.frames", "DEFAULT_FRAMES")
 
 
 @app.command("list")
@@ -51,6 +36,7 @@ def list_presets(json_out: common.JsonOpt = False) -> None:
         mvt4g traj list --json | jq -r '.presets[].name'
     """
     from mvt4g.camera.trajectories import describe_presets
+    from mvt4g.camera.trajectory_source import option_flag
 
     rows = describe_presets()
     if json_out:
@@ -62,7 +48,7 @@ def list_presets(json_out: common.JsonOpt = False) -> None:
     for column in ("name", "what it does", "options (defaults)", "ReCamMaster"):
         table.add_column(column)
     for row in rows:
-        defaults = ", ".join(f"{_FLAGS[k]} {v}" for k, v in row["defaults"].items()) or "-"
+        defaults = ", ".join(f"{option_flag(k)} {v}" for k, v in row["defaults"].items()) or "-"
         table.add_row(row["name"], row["description"], defaults, row["recammaster_camera"] or "")
     common.console().print(table)
 
@@ -72,7 +58,7 @@ def show(
     source: Annotated[str, typer.Argument(metavar="NAME|FILE", help="A preset name (see `mvt4g traj list`) or a trajectory file.")],
     frames: Annotated[
         Optional[int],
-        typer.Option(help="Number of frames (>= 2). Default: 81 for presets; a file's own count (else it is resampled)."),
+        typer.Option(help=f"Number of frames (>= 2). Default: {DEFAULT_FRAMES} for presets; a file's own count (else it is resampled)."),
     ] = None,
     angle: Annotated[Optional[float], typer.Option(help="Degrees: pan, tilt and arc presets.")] = None,
     distance: Annotated[Optional[float], typer.Option(help="Metres: zoom and translate presets.")] = None,
@@ -80,9 +66,13 @@ def show(
         Optional[float],
         typer.Option(help="Metres to the point the camera looks at (translate, arc; default 4). 'inf' on translate: keep the orientation."),
     ] = None,
-    speed: Annotated[Optional[Speed], typer.Option(help="constant: equal steps; ease: MultiCamVideo's fast-start, slow-stop profile.")] = None,
+    speed: Annotated[
+        Optional[str],
+        typer.Option(click_type=click.Choice(SPEEDS), help="constant: equal steps; ease: MultiCamVideo's fast-start, slow-stop profile."),
+    ] = None,
     arc_path: Annotated[
-        Optional[ArcPath], typer.Option("--path", help="Arcs: along the straight chord (ReCamMaster) or the circle.")
+        Optional[str],
+        typer.Option("--path", click_type=click.Choice(ARC_PATHS), help="Arcs: along the straight chord (ReCamMaster) or the circle."),
     ] = None,
     camera: Annotated[Optional[str], typer.Option(help="Camera in a camera_extrinsics.json that holds several (e.g. cam09).")] = None,
     json_out: Annotated[
@@ -90,8 +80,8 @@ def show(
     ] = False,
     out: Annotated[Optional[Path], typer.Option(help="Write the trajectory to this file.")] = None,
     out_format: Annotated[
-        Optional[OutFormat],
-        typer.Option("--format", help="--out format: mvt4g trajectory JSON (default) or ReCamMaster camera_extrinsics.json."),
+        Optional[str],
+        typer.Option("--format", click_type=click.Choice(TRAJECTORY_FORMATS), help="--out format: mvt4g trajectory JSON (default) or ReCamMaster camera_extrinsics.json."),
     ] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Draw the path and camera frusta to this .png/.pdf/.svg.")] = None,
     overwrite: common.OverwriteOpt = False,
@@ -114,8 +104,8 @@ def show(
 
         mvt4g traj show camera_extrinsics.json --camera cam09 --frames 21 --plot cam09.png
     """
-    from mvt4g.camera import trajectories as tr
     from mvt4g.camera import trajectory_files as tf
+    from mvt4g.camera.trajectory_source import resolve_trajectory
     from mvt4g.errors import InputError
     from mvt4g.fs.atomic import check_output_path, write_json_atomic
 
@@ -129,34 +119,16 @@ def show(
         raise InputError("--out and --plot name the same file", path=out)
     if plot is not None and plot.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise InputError("--plot must end in .png, .pdf or .svg", path=plot)
-    values = {"angle": angle, "distance": distance, "target_depth": target_depth,
-              "speed": speed.value if speed else None, "path": arc_path.value if arc_path else None}  # fmt: skip
-    given = {k: v for k, v in values.items() if v is not None}
-
-    spec = None
-    if source in tr.PRESETS:
-        if camera is not None:
-            raise InputError(f"--camera applies to camera_extrinsics.json files, not to preset {source!r}")
-        allowed = tr.PRESETS[source].parameters
-        extra = [_FLAGS[k] for k in given if k not in allowed]
-        if extra:
-            takes = ", ".join(_FLAGS[k] for k in allowed if k in _FLAGS) or "no options"
-            raise InputError(f"preset {source!r} does not take {', '.join(extra)} (it takes {takes})")
-        spec = tr.preset_spec(source, **given)
-        name, c2w = source, tr.trajectory_from_spec(spec, 81 if frames is None else frames)
-    elif Path(source).exists() or source.endswith(".json") or "/" in source or "\\" in source:
-        if given:
-            flags = ", ".join(_FLAGS[k] for k in given)
-            raise InputError(f"{flags} change presets; they do not apply to the trajectory file {source!r}")
-        name, c2w = tf.load_trajectory_file(source, camera)
-        if frames is not None:
-            c2w = tf.resample_trajectory(c2w, frames)
-    else:
-        raise InputError(f"unknown trajectory preset {source!r} and no such file (presets: {', '.join(tr.PRESET_NAMES)})")
+    options = {"angle": angle, "distance": distance, "target_depth": target_depth, "speed": speed, "path": arc_path}
+    trajectory = resolve_trajectory(source, camera, options)
+    if frames is None:  # presets: the default clip length; files: their own count
+        frames = DEFAULT_FRAMES if trajectory.spec is not None else len(trajectory.file_poses)
+    c2w, _ = trajectory.poses(frames)
+    name = trajectory.name
 
     if out is not None:
-        fmt = out_format or OutFormat.mvt4g
-        obj = tf.trajectory_json(name, c2w) if fmt is OutFormat.mvt4g else tf.recammaster_json(c2w)
+        fmt = out_format or TRAJECTORY_FORMATS[0]
+        obj = tf.trajectory_json(name, c2w) if fmt == "mvt4g" else tf.recammaster_json(c2w)
         write_json_atomic(out, obj)
     if plot is not None:
         from mvt4g.camera.plot import plot_trajectories
@@ -165,9 +137,9 @@ def show(
     if json_out:
         common.emit_json(tf.trajectory_json(name, c2w))
         return
-    _print_summary(name, c2w, spec)
+    _print_summary(name, c2w, trajectory.spec)
     if out is not None:
-        common.info(f"wrote {out} ({(out_format or OutFormat.mvt4g).value} format)")
+        common.info(f"wrote {out} ({out_format or TRAJECTORY_FORMATS[0]} format)")
     if plot is not None:
         common.info(f"wrote {plot}")
 

@@ -15,7 +15,8 @@
 
 Modules: ``sampler`` (Euler / UniPC on the shifted sigma grid, guidance), ``pipeline``
 (model + autoencoder + text, one generation), ``reference`` (frame/size policy, reference
-cameras), ``targets`` (``--traj`` values, target cameras), ``queries`` (tracking-head
+cameras), ``targets`` (``--traj`` trajectories and ``--target-cameras`` as targets, target
+cameras; the ``--traj`` values themselves are resolved by :mod:`mvt4g.camera.trajectory_source`), ``queries`` (tracking-head
 queries and output), ``batch`` (many items, output names and files). ``--model``
 resolution lives with the model: :func:`mvt4g.model.lookup.resolve_model`.
 """
@@ -28,8 +29,10 @@ _EXPORTS = {
     "GeneratePipeline": "pipeline", "GenerationResult": "pipeline",
     "ReferenceOptions": "reference", "PreparedReference": "reference", "plan_reference": "reference",
     "read_reference": "reference", "DEFAULT_FOCAL_MM": "reference", "read_camera_file": "reference",
-    "TargetTrajectory": "targets", "parse_trajectories": "targets", "target_cameras": "targets",
-    "parse_target_cameras": "targets", "absolute_target_cameras": "targets",
+    "Target": "targets", "trajectory_targets": "targets", "camera_targets": "targets", "target_cameras": "targets",
+    "absolute_target_cameras": "targets",
+    # former names (still used by eval/bench and demo)
+    "TargetTrajectory": "targets", "parse_trajectories": "targets", "parse_target_cameras": "targets",
     "grid_queries": "queries", "load_query_points": "queries",
     "plan_jobs": "batch", "run_jobs": "batch", "item_paths": "batch",
 }  # fmt: skip

@@ -1,4 +1,4 @@
-"""Many (reference, trajectory) generations with one loaded model: output names, checks, writing.
+"""Many (reference, target) generations with one loaded model: output names, checks, writing.
 
 Output names (predictable, for pipelines):
 
@@ -39,7 +39,7 @@ from mvt4g.fs.atomic import check_output_location, check_output_path, write_json
 from mvt4g.fs.lock import lock_folders
 from mvt4g.sample.queries import load_query_points
 from mvt4g.sample.reference import ReferenceOptions, ReferencePlan, read_reference
-from mvt4g.sample.targets import TargetTrajectory
+from mvt4g.sample.targets import Target
 
 META_FORMAT = "mvt4g-generate"
 META_FORMAT_VERSION = 1
@@ -83,10 +83,10 @@ def item_paths(video: Path, *, side_by_side: bool = False, tracks: bool = False)
 
 @dataclass
 class GenerateJob:
-    """One item: a probed reference, a trajectory, its output files and (optional) queries."""
+    """One item: a probed reference, a target, its output files and (optional) queries."""
 
     reference: ReferencePlan
-    trajectory: TargetTrajectory
+    target: Target
     paths: ItemPaths
     queries: np.ndarray | None = None
     request_key: str | None = None  # what the item is made from (recorded in .meta.json)
@@ -94,7 +94,12 @@ class GenerateJob:
 
     @property
     def label(self) -> str:
-        return f"{self.reference.stem}/{self.trajectory.name}"
+        return f"{self.reference.stem}/{self.target.name}"
+
+    @property
+    def trajectory(self) -> Target:
+        """Former name of :attr:`target` (demo/results.py reads it)."""
+        return self.target
 
 
 @dataclass
@@ -108,7 +113,7 @@ class JobOutcome:
     traceback: str | None = None  # for unexpected exceptions (shown with --debug)
 
     def to_dict(self) -> dict:
-        out = {"reference": str(self.job.reference.path), "trajectory": self.job.trajectory.name,
+        out = {"reference": str(self.job.reference.path), "trajectory": self.job.target.name,
                "status": "failed" if not self.ok else "skipped" if self.job.skip else "ok",
                "seconds": round(self.seconds, 3)}  # fmt: skip
         if self.ok:
@@ -122,7 +127,7 @@ class JobOutcome:
 
 def plan_jobs(
     references: list[ReferencePlan],
-    trajectories: list[TargetTrajectory],
+    targets: list[Target],
     *,
     out: Path | None = None,
     out_dir: Path | None = None,
@@ -134,23 +139,23 @@ def plan_jobs(
     request: dict | None = None,
     skip_existing: bool = False,
 ) -> list[GenerateJob]:
-    """Every (reference, trajectory) job with its checked output paths and queries (see the module docstring).
+    """Every (reference, target) job with its checked output paths and queries (see the module docstring).
 
     ``request``: the settings every item shares (model, seed, sampler, sizes, ...), hashed with
-    each item's reference and trajectory into its ``request_key``. With ``skip_existing`` an
+    each item's reference and target into its ``request_key``. With ``skip_existing`` an
     item whose video exists and whose ``.meta.json`` holds the same key is kept (``skip``).
     """
     if (out is None) == (out_dir is None):
         raise InputError("give exactly one of --out FILE.mp4 or --out-dir DIR")
     tracks = query_spec is not None
     if out is not None:
-        if len(references) != 1 or len(trajectories) != 1:
+        if len(references) != 1 or len(targets) != 1:
             raise InputError(
-                f"--out names one video but there are {len(references)} reference(s) x {len(trajectories)} trajectories: use --out-dir"
+                f"--out names one video but there are {len(references)} reference(s) x {len(targets)} trajectories: use --out-dir"
             )
         if out.suffix.lower() != ".mp4":
             raise InputError("--out must end in .mp4", path=out)
-        pairs = [(references[0], trajectories[0], out)]
+        pairs = [(references[0], targets[0], out)]
     else:
         stems = [r.stem for r in references]
         dupes = sorted({s for s in stems if stems.count(s) > 1})
@@ -160,13 +165,13 @@ def plan_jobs(
             check_output_location(out_dir)
         if out_dir.exists() and not out_dir.is_dir():
             raise InputError("--out-dir is a file", path=out_dir)
-        pairs = [(r, t, out_dir / r.stem / f"{t.name}.mp4") for r in references for t in trajectories]
+        pairs = [(r, t, out_dir / r.stem / f"{t.name}.mp4") for r in references for t in targets]
     jobs = []
-    for ref, traj, video in pairs:
+    for ref, target, video in pairs:
         paths = item_paths(video, side_by_side=side_by_side, tracks=tracks)
-        key = request_key(ref, traj, request) if request is not None else None
+        key = request_key(ref, target, request) if request is not None else None
         if skip_existing and not overwrite and key is not None and written_key(paths) == key:
-            jobs.append(GenerateJob(ref, traj, paths, request_key=key, skip=True))
+            jobs.append(GenerateJob(ref, target, paths, request_key=key, skip=True))
             continue
         for p in paths.files():
             if p.parent.exists() and not p.parent.is_dir():
@@ -178,7 +183,7 @@ def plan_jobs(
         queries = None
         if query_spec is not None:
             queries = load_query_points(query_spec, height=size[0], width=size[1], frames=ref.frames, token_stride=token_stride)
-        jobs.append(GenerateJob(ref, traj, paths, queries, request_key=key))
+        jobs.append(GenerateJob(ref, target, paths, queries, request_key=key))
     return jobs
 
 
@@ -190,14 +195,14 @@ def _file_stamp(path: Path) -> list | None:
     return [str(path.resolve()), st.st_size, st.st_mtime_ns]
 
 
-def request_key(reference: ReferencePlan, trajectory: TargetTrajectory, request: dict) -> str:
+def request_key(reference: ReferencePlan, target: Target, request: dict) -> str:
     """Hash of what an item is made from: the shared ``request``, the reference video (path,
-    size, modification time) and the trajectory (name, source, its poses or camera file)."""
-    source_file = Path(trajectory.source.rsplit(":", 1)[0]) if trajectory.source else None
-    poses = trajectory.file_poses
+    size, modification time) and the target (name, source, its poses or camera file)."""
+    source_file = Path(target.source.rsplit(":", 1)[0]) if target.source else None
+    poses = target.file_poses
     item = {
         "reference": _file_stamp(reference.path) or str(reference.path),
-        "trajectory": [trajectory.name, trajectory.source, trajectory.preset],
+        "trajectory": [target.name, target.source, target.preset],
         "trajectory_file": _file_stamp(source_file) if source_file is not None and source_file.is_file() else None,
         "poses": hashlib.sha256(np.ascontiguousarray(poses, dtype=np.float64).tobytes()).hexdigest() if poses is not None else None,
     }
@@ -240,9 +245,9 @@ def library_versions() -> dict[str, str]:
 
 
 def _metadata(pipeline, job: GenerateJob, reference, result, trajectory_note: str | None, extra: dict) -> dict:
-    traj = {"name": job.trajectory.name, "source": job.trajectory.source, "file": job.paths.trajectory.name,
+    traj = {"name": job.target.name, "source": job.target.source, "file": job.paths.trajectory.name,
             "relative_to": "the reference camera's first pose"}  # fmt: skip
-    if job.trajectory.absolute is not None:
+    if job.target.camera is not None:
         traj["absolute"] = "target cameras in the reference camera file's world, not re-based"
     if trajectory_note:
         traj["note"] = trajectory_note
@@ -289,7 +294,7 @@ def write_item(job: GenerateJob, reference, result, trajectory_c2w: np.ndarray, 
         if paths.side_by_side is not None:
             both = np.concatenate([reference.frames, result.frames], axis=2)
             written.append(write_video(paths.side_by_side, both, fps, overwrite=companions))
-        write_json_atomic(paths.trajectory, trajectory_json(job.trajectory.name, trajectory_c2w))
+        write_json_atomic(paths.trajectory, trajectory_json(job.target.name, trajectory_c2w))
         written.append(paths.trajectory)
         write_json_atomic(paths.metadata, metadata)
         written.append(paths.metadata)
@@ -335,7 +340,7 @@ def run_jobs(
                 # Keep only the current reference: jobs are ordered reference by reference.
                 cache = {ref_path: read_reference(job.reference, options)}
             reference = cache[ref_path]
-            target, c2w, note = job.trajectory.cameras_for(reference)
+            target, c2w, note = job.target.cameras_for(reference)
             result = pipeline.generate(
                 reference, target, settings=settings, seed=seed, prompt=prompt, negative_prompt=negative_prompt,
                 queries=job.queries, track_timestep=track_timestep, callback=on_step,

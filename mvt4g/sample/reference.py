@@ -19,9 +19,10 @@ both describing the INPUT video; default :data:`DEFAULT_FOCAL_MM` = 24 mm (Multi
 ``mvt4g synth``'s most common lens; 52.7 deg horizontally, fx = 840 px at 832 px wide). They
 are carried through the same resize and crop as the frames.
 
-Camera files (``PATH`` or ``PATH:camNN``): an mvt4g trajectory JSON, a ReCamMaster
-``camera_extrinsics.json`` (pick a camera), or a native ``cameras.json`` (pick a view; its
-intrinsics are used). Its poses are per input frame: a file with as many poses as the input
+Camera files (``PATH`` or ``PATH:camNN``, read by the camera layer's
+:func:`~mvt4g.camera.trajectory_files.read_camera_file`): an mvt4g trajectory JSON, a
+ReCamMaster ``camera_extrinsics.json`` (pick a camera), or a native ``cameras.json`` (pick a
+view; its intrinsics are used). Its poses are per input frame: a file with as many poses as the input
 video is indexed like the frames, one with as many as the output is used as is, any other
 count is resampled to the input's frame count first (reported).
 
@@ -43,8 +44,8 @@ import numpy as np
 
 from mvt4g.camera.intrinsics import MULTICAMVIDEO_SENSOR_MM, Intrinsics
 from mvt4g.camera.pose import relative_to
-from mvt4g.camera.rig import ViewCameras, read_cameras_json
-from mvt4g.camera.trajectory_files import load_trajectory_file, resample_trajectory
+from mvt4g.camera.rig import ViewCameras
+from mvt4g.camera.trajectory_files import read_camera_file, resample_trajectory
 from mvt4g.errors import CameraError, InputError
 from mvt4g.io.frames import FRAME_POLICIES, fit_frame_count, resize_cover
 from mvt4g.io.video import VideoInfo, probe_video, read_video
@@ -178,53 +179,6 @@ def source_intrinsics(width: int, height: int, options: ReferenceOptions) -> tup
     how = "--focal" if options.focal_mm is not None else "default focal"
     sentence = f"{how} {focal:g} mm on a {MULTICAMVIDEO_SENSOR_MM} mm sensor across the width"
     return Intrinsics.from_focal_mm(focal, width, height), sentence
-
-
-def _split_camera_spec(spec: str) -> tuple[Path, str | None]:
-    path = Path(spec)
-    if not path.exists() and ":" in spec:
-        head, _, name = spec.rpartition(":")
-        if Path(head).exists() and name:
-            return Path(head), name
-    return path, None
-
-
-@dataclass
-class CameraFile:
-    """One camera's poses read from a file (:func:`read_camera_file`)."""
-
-    c2w: np.ndarray  # [N, 4, 4] in the file's world
-    K: np.ndarray | None  # [N, 3, 3] at (width, height), or None
-    width: int | None
-    height: int | None
-    label: str
-    view: str | None = None  # the camera picked from the file, if any
-
-
-def read_camera_file(spec: str, what: str = "reference") -> CameraFile:
-    """``PATH`` or ``PATH:VIEW`` of a cameras.json (intrinsics too), camera_extrinsics.json or
-    mvt4g trajectory JSON: one camera's poses in the file's own world (not re-based)."""
-    path, name = _split_camera_spec(spec)
-    if not path.is_file():
-        raise InputError(f"no such {what} camera file", path=path)
-    import json
-
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not a JSON camera file ({exc})", path=path) from None
-    if isinstance(data, dict) and "views" in data:
-        views = read_cameras_json(path)
-        if name is None:
-            if len(views) != 1:
-                raise InputError(f"holds views {', '.join(views)}: choose one as {path}:VIEW", path=path)
-            name = next(iter(views))
-        if name not in views:
-            raise InputError(f"no view {name!r} (it holds {', '.join(views)})", path=path)
-        cams = views[name]
-        return CameraFile(cams.c2w, cams.K, cams.width, cams.height, f"{path}:{name}", name)
-    _, c2w = load_trajectory_file(path, name, absolute=True)
-    return CameraFile(c2w, None, None, None, f"{path}" + (f":{name}" if name else ""), name)
 
 
 def select_poses(poses: np.ndarray, indices: np.ndarray, input_frames: int, what: str) -> tuple[np.ndarray, str | None]:
