@@ -290,6 +290,14 @@ def test_model_mode_generates_scores_and_saves(cli, tmp_path, tiny_run, one_torc
     assert video["video"] == str(saved) and read_video(saved).frames.shape == (9, 32, 32, 3)
     assert 0 < video["metrics"]["psnr"] < 60 and -1 <= video["metrics"]["ssim"] <= 1
     assert any("generated in" in n for n in video["notes"])
+    # The metrics are those of the saved file: --videos on it scores the very same frames.
+    assert source["rescore"] == f"--videos {tmp_path / 'gen'} --size 32x32 --frames 9"
+    rescored = cli("eval", "--bench", "synthetic", "--data-root", tmp_path / "clips", "--videos", tmp_path / "gen",
+                   "--metrics", "psnr,ssim,temporal_flickering", "--json")  # fmt: skip
+    assert rescored.code == 0, rescored.stderr
+    [again_video] = rescored.json()["videos"]
+    for name, value in video["metrics"].items():
+        assert again_video["metrics"][name] == pytest.approx(value, abs=1e-9), name
     # Saved videos are not overwritten unasked; checked before any work.
     again = cli(*args, "--frames", "9", "--save-videos", tmp_path / "gen")
     assert_one_line_error(again, "cam02.mp4: output exists (pass --overwrite to replace it)")
@@ -363,3 +371,39 @@ def test_subprocess_json_has_no_bare_infinity(synth):
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["videos"][0]["metrics"] == {"psnr": "inf"}
+
+
+def test_model_mode_scores_the_saved_file_and_names_repeated_videos(tmp_path, tiny_run):
+    """Noise frames (what an untrained model makes) lose dB in H.264: --model --save-videos must score the
+    decoded file, so --videos on the same folder agrees; one video for every target is named in a warning."""
+    from types import SimpleNamespace
+
+    from mvt4g.eval.bench import open_bench
+    from mvt4g.eval.runner import EvalSettings, FolderSource, ModelSource, run_eval
+    from mvt4g.synth import SynthSettings, synthesize_one
+
+    (tmp_path / "clips").mkdir()
+    synthesize_one(SynthSettings(views=3, frames=9, height=32, width=32, points=16, seed=1), 0, tmp_path / "clips")
+    noise = np.random.default_rng(0).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
+
+    class SameVideo:  # the pipeline of a model whose camera path is still zero: one video whatever the target
+        device = "cpu"
+
+        def generate(self, ref, cams, settings, seed):
+            return SimpleNamespace(frames=noise.copy())
+
+    settings = EvalSettings(groups=["psnr", "ssim", "temporal_flickering"])
+    bench = open_bench("synthetic", tmp_path / "clips")
+    source = ModelSource(tiny_run, frames=9, size=None, steps=1, save_dir=tmp_path / "gen")
+    source.pipeline = SameVideo()
+    made = run_eval(bench, source, settings)
+    again = run_eval(bench, FolderSource(tmp_path / "gen", bench.keys()), settings)
+    assert len(made.results) == len(again.results) == 2
+    for a, b in zip(made.results, again.results):
+        assert a.video == b.video and a.metrics == pytest.approx(b.metrics, abs=1e-9)
+        assert "scored as saved (H.264, decoded)" in a.notes
+    # Scoring the frames before encoding would disagree by far more than 0.05 dB here.
+    raw = _psnr_mean(noise[1:], bench.load(bench.sequences()[0], 9)[0].ground_truth[1:])
+    assert abs(raw - made.results[0].metrics["psnr"]) > 0.05
+    [warning] = made.warnings
+    assert "cam03 is the same video as" in warning and "cam02" in warning and "does not depend on the target camera" in warning

@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mvt4g.cli import common
+from mvt4g.cli.choices import LazyChoice
 
 
-class BenchName(str, Enum):
-    davis = "davis"
-    iphone = "iphone"
-    synthetic = "synthetic"
+def _bench_names() -> tuple[str, ...]:
+    from mvt4g.eval.bench import BENCH_NAMES
+
+    return BENCH_NAMES
 
 
-class CameraMetric(str, Enum):
-    mean = "mean"
-    camctrl = "camctrl"
+def _camera_conventions() -> tuple[str, ...]:
+    from mvt4g.eval.camera_metrics import CONVENTIONS
+
+    return CONVENTIONS
 
 
 def eval_command(
-    bench: Annotated[BenchName, typer.Option("--bench", "-b", help="Benchmark: davis, iphone or synthetic.")],
+    bench: Annotated[str, typer.Option("--bench", "-b", click_type=LazyChoice(_bench_names), help="Benchmark.")],
     data_root: Annotated[
         Path,
         typer.Option(help="DAVIS 2017 folder, DyCheck iPhone sequence (or folder of them), or synth clip(s)."),
@@ -43,10 +44,11 @@ def eval_command(
                      "iphone cam1,cam2; synthetic view names."),
     ] = None,
     camera_metric: Annotated[
-        CameraMetric,
-        typer.Option(help="Camera-error convention: camctrl (the papers' tables: sums over frames, radians) "
+        str,
+        typer.Option(click_type=LazyChoice(_camera_conventions),
+                     help="Camera-error convention: camctrl (the papers' tables: sums over frames, radians) "
                      "or mean (per frame, degrees)."),
-    ] = CameraMetric.camctrl,
+    ] = "camctrl",
     pose_estimator: Annotated[
         str,
         typer.Option(help="Camera poses of the generated videos: builtin (weight-free SfM), colmap (pycolmap) "
@@ -113,8 +115,10 @@ def eval_command(
     """
     from mvt4g.errors import InputError
     from mvt4g.eval.bench import open_bench, parse_names
+    from mvt4g.eval.report import check_something_scored, csv_text, json_ready, markdown_report, problem_lines
+    from mvt4g.eval.report import run_report, source_line
     from mvt4g.eval.runner import CopySource, EvalSettings, FolderSource, ModelSource, parse_metrics, run_eval
-    from mvt4g.fs.atomic import check_output_path
+    from mvt4g.fs.atomic import check_output_path, write_text_atomic
 
     if (model is not None) + (videos is not None) + copy_reference != 1:
         raise InputError("give exactly one of --model (generate), --videos (score existing videos) or --copy-reference")
@@ -124,11 +128,11 @@ def eval_command(
         if out is not None:
             check_output_path(out, overwrite=overwrite)
     settings = EvalSettings(
-        groups=parse_metrics(metrics), camera_metric=camera_metric.value, pose_estimator=pose_estimator,
+        groups=parse_metrics(metrics), camera_metric=camera_metric, pose_estimator=pose_estimator,
         weights_dir=weights_dir, frames=frames,
         size=common.parse_size(size) if size is not None else None,
     )  # fmt: skip
-    benchmark = open_bench(bench.value, data_root, sequences=parse_names(sequences, "sequences"),
+    benchmark = open_bench(bench, data_root, sequences=parse_names(sequences, "sequences"),
                            trajectories=parse_names(traj, "traj"), fov_deg=fov)  # fmt: skip
     keys = benchmark.keys()
     if model is not None:
@@ -139,21 +143,15 @@ def eval_command(
         source = CopySource(frames=frames, size=settings.size)
     else:
         source = FolderSource(videos, keys)
-    if model is not None:
-        what = f"generating with {source.model_dir}"
-    else:
-        what = "the references themselves (copy baseline)" if copy_reference else f"videos from {videos}"
-    _info(f"{bench.value}: {len(keys)} item(s) in {len(benchmark.sequences())} sequence(s); {what}")
+    _info(source_line(benchmark, source, len(keys)))
 
     with common.progress() as bar:
         task = bar.add_task("scoring", total=len(keys))
         result = run_eval(benchmark, source, settings, on_item=lambda label, outcome: bar.advance(task))
-    report = _report(benchmark, source, settings, result)
-    _check_something_scored(result, settings)
-    _warn_skips(result, explicit=metrics.strip() != "all" or weights_dir is not None)
-
-    from mvt4g.eval.report import csv_text, json_ready, markdown_report
-    from mvt4g.fs.atomic import write_text_atomic
+    report = run_report(benchmark, source, settings, result)
+    check_something_scored(result, settings.groups)
+    for level, line in problem_lines(result, explicit=metrics.strip() != "all" or weights_dir is not None):
+        (_warn if level == "warning" else _info)(line)
 
     if csv_out is not None:
         write_text_atomic(csv_out, csv_text(report))
@@ -165,6 +163,9 @@ def eval_command(
         _print_table(report)
     written = "".join(f"; wrote {p}" for p in (csv_out, report_out) if p is not None)
     _info(f"scored {len(result.results)} video(s), skipped {len(result.skipped_videos)}{written}")
+    rescore = report["settings"]["source"].get("rescore")
+    if rescore:
+        _info(f"to score the saved videos again: mvt4g eval --bench {bench} --data-root {data_root} {rescore}")
 
 
 def _warn(message: str) -> None:
@@ -179,70 +180,6 @@ def _info(message: str) -> None:
         from rich.markup import escape
 
         common.console().print(escape(message), soft_wrap=True)
-
-
-def _report(benchmark, source, settings, result) -> dict:
-    from mvt4g.eval.report import build_report
-
-    info = {
-        "source": source.describe(),
-        "benchmark": benchmark.describe(),
-        "metric_groups": list(settings.groups),
-        "camera_metric": settings.camera_metric,
-        "pose_estimator": settings.pose_estimator,
-        "frames": getattr(source, "frames", settings.frames),
-        "size": list(settings.size or getattr(source, "size", None) or ()) or None,
-        "weights_dir": str(settings.weights_dir) if settings.weights_dir is not None else None,
-        "size_policy": "references, ground truth, masks and cameras cover-resized (scale + centre crop) to --size; "
-        "a video of another size is resized to the scoring size when the aspect ratios agree within 1 %, else skipped",
-        "metrics": result.metric_info,
-    }
-    return build_report(benchmark.name, info, result.results, result.skipped_videos, result.extra_videos,
-                        result.skipped_metrics)  # fmt: skip
-
-
-def _check_something_scored(result, settings) -> None:
-    from mvt4g.errors import InputError, WorkFailed
-
-    if all(group in result.skipped_metrics for group in settings.groups):
-        name, reason = next(iter(result.skipped_metrics.items()))
-        raise InputError(f"nothing could be scored: no requested metric applies ({name}: {reason})")
-    if not result.results:
-        if result.skipped_videos:
-            first = result.skipped_videos[0]
-            kind = WorkFailed if all(s.failed for s in result.skipped_videos) else InputError
-            raise kind(f"nothing could be scored: {len(result.skipped_videos)} item(s) skipped "
-                       f"(first: {first.sequence}/{first.trajectory}: {first.reason})")  # fmt: skip
-        name, reason = next(iter(result.skipped_metrics.items()), ("", "no metric selected"))
-        raise InputError(f"nothing could be scored: no requested metric applies ({name}: {reason})")
-    if not any(r.metrics for r in result.results):
-        first = next(iter(result.results[0].skipped.items()), ("", "no metric"))
-        raise InputError(f"nothing could be scored: every metric failed on every video (first: {first[0]}: {first[1]})")
-
-
-def _warn_skips(result, explicit: bool) -> None:
-    """One line per problem; metrics that do not apply to the benchmark are one info line unless asked for."""
-    by_design = {n: r for n, r in result.skipped_metrics.items() if not r.startswith("weights rejected")}
-    if explicit:
-        for name, reason in result.skipped_metrics.items():
-            _warn(f"{name} skipped: {reason}")
-    else:
-        for name, reason in result.skipped_metrics.items():
-            if name not in by_design:
-                _warn(f"{name} skipped: {reason}")
-        if by_design:
-            _info(f"not computed here (reasons in --json/--report): {', '.join(by_design)}")
-    for s in result.skipped_videos:
-        _warn(f"{s.sequence}/{s.trajectory} not scored: {s.reason}")
-    for path in result.extra_videos:
-        _warn(f"extra video, not part of the benchmark: {path}")
-    # Per-video metric failures: one line per metric, with how often and the first reason.
-    failures: dict[str, list[str]] = {}
-    for r in result.results:
-        for group, reason in r.skipped.items():
-            failures.setdefault(group, []).append(f"{r.sequence}/{r.trajectory}: {reason}")
-    for group, reasons in failures.items():
-        _warn(f"{group} skipped for {len(reasons)} of {len(result.results)} video(s) (first: {reasons[0]})")
 
 
 def _print_table(report: dict) -> None:

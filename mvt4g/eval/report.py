@@ -153,6 +153,98 @@ def build_report(
     }
 
 
+#: How every run sizes what it scores (the report's ``settings.size_policy``).
+SIZE_POLICY = ("references, ground truth, masks and cameras cover-resized (scale + centre crop) to --size; "
+               "a video of another size is resized to the scoring size when the aspect ratios agree within 1 %, "
+               "else skipped")  # fmt: skip
+
+
+def run_report(bench, source, settings, result) -> dict:
+    """The report of one ``run_eval``: :func:`build_report` with the run's settings block.
+
+    ``bench`` is the :class:`~mvt4g.eval.bench.Benchmark`, ``source`` the runner's video source,
+    ``settings`` its ``EvalSettings`` and ``result`` its ``EvalResult`` (duck-typed: this module
+    sits below the runner).
+    """
+    size = settings.size or getattr(source, "size", None)
+    info = {
+        "source": source.describe(),
+        "benchmark": bench.describe(),
+        "metric_groups": list(settings.groups),
+        "camera_metric": settings.camera_metric,
+        "pose_estimator": settings.pose_estimator,
+        "frames": getattr(source, "frames", settings.frames),
+        "size": list(size) if size else None,
+        "weights_dir": str(settings.weights_dir) if settings.weights_dir is not None else None,
+        "size_policy": SIZE_POLICY,
+        "metrics": result.metric_info,
+    }
+    return build_report(bench.name, info, result.results, result.skipped_videos, result.extra_videos,
+                        result.skipped_metrics)  # fmt: skip
+
+
+def check_something_scored(result, groups: list[str]) -> None:
+    """Raise when the run scored nothing: :class:`InputError` (exit 2) when the inputs are why,
+    :class:`WorkFailed` (exit 1) when every item failed while being made (e.g. NaN latents)."""
+    from mvt4g.errors import InputError, WorkFailed
+
+    if all(group in result.skipped_metrics for group in groups):
+        name, reason = next(iter(result.skipped_metrics.items()))
+        raise InputError(f"nothing could be scored: no requested metric applies ({name}: {reason})")
+    if not result.results:
+        if result.skipped_videos:
+            first = result.skipped_videos[0]
+            kind = WorkFailed if all(s.failed for s in result.skipped_videos) else InputError
+            raise kind(f"nothing could be scored: {len(result.skipped_videos)} item(s) skipped "
+                       f"(first: {first.sequence}/{first.trajectory}: {first.reason})")  # fmt: skip
+        name, reason = next(iter(result.skipped_metrics.items()), ("", "no metric selected"))
+        raise InputError(f"nothing could be scored: no requested metric applies ({name}: {reason})")
+    if not any(r.metrics for r in result.results):
+        first = next(iter(result.results[0].skipped.items()), ("", "no metric"))
+        raise InputError(f"nothing could be scored: every metric failed on every video (first: {first[0]}: {first[1]})")
+
+
+def problem_lines(result, *, explicit: bool) -> list[tuple[str, str]]:
+    """What a run should tell its user besides the table: ``(level, line)`` with level
+    ``"warning"`` or ``"info"``, one line per problem.
+
+    Metrics that cannot apply to the benchmark (no ground truth, no weights) are one info line
+    unless the user asked for metrics or weights by name (``explicit``); weights that were given
+    but rejected, skipped and extra videos, per-video metric failures (one line per metric, with
+    how often and the first reason) and the result's own warnings are warnings.
+    """
+    lines: list[tuple[str, str]] = []
+    by_design = {n: r for n, r in result.skipped_metrics.items() if not r.startswith("weights rejected")}
+    for name, reason in result.skipped_metrics.items():
+        if explicit or name not in by_design:
+            lines.append(("warning", f"{name} skipped: {reason}"))
+    if by_design and not explicit:
+        lines.append(("info", f"not computed here (reasons in --json/--report): {', '.join(by_design)}"))
+    lines += [("warning", f"{s.sequence}/{s.trajectory} not scored: {s.reason}") for s in result.skipped_videos]
+    lines += [("warning", f"extra video, not part of the benchmark: {path}") for path in result.extra_videos]
+    failures: dict[str, list[str]] = {}
+    for r in result.results:
+        for group, reason in r.skipped.items():
+            failures.setdefault(group, []).append(f"{r.sequence}/{r.trajectory}: {reason}")
+    for group, reasons in failures.items():
+        lines.append(("warning", f"{group} skipped for {len(reasons)} of {len(result.results)} video(s) "
+                                 f"(first: {reasons[0]})"))  # fmt: skip
+    lines += [("warning", line) for line in getattr(result, "warnings", [])]
+    return lines
+
+
+def source_line(bench, source, count: int) -> str:
+    """The run's first line: the benchmark, how many items, where the videos come from."""
+    kind = getattr(source, "kind", "")
+    if kind == "model":
+        what = f"generating with {source.model_dir}"
+    elif kind == "copy":
+        what = "the references themselves (copy baseline)"
+    else:
+        what = f"videos from {getattr(source, 'root', '')}"
+    return f"{bench.name}: {count} item(s) in {len(bench.sequences())} sequence(s); {what}"
+
+
 #: Metric names each ``--metrics`` group produces (groups not listed produce their own name).
 GROUP_OUTPUTS = {"camera": CAMERA_METRICS, "region_psnr": ("psnr_moving", "psnr_covisible_static", "psnr_covisible_moving"), "epipolar": ("epipolar_error",), "tracks": ("track_consistency", "track_error")}
 

@@ -9,9 +9,13 @@ Two sources, the same scoring code:
 * :class:`ModelSource` (``--model DIR``): generates each item with ``mvt4g.sample``'s
   ``GeneratePipeline`` (the model loaded once), from the item's reference and cameras
   (unknown reference cameras, DAVIS, are taken as static). Metrics are computed on the
-  generated frames themselves; ``--save-videos DIR`` also writes them as
-  ``DIR/SEQUENCE/TRAJECTORY.mp4`` (H.264, so re-scoring those files with ``--videos`` differs
-  slightly). Existing files there are refused before any work unless ``--overwrite``.
+  generated frames themselves; with ``--save-videos DIR`` each video is written as
+  ``DIR/SEQUENCE/TRAJECTORY.mp4`` (H.264, lossy) and the metrics are computed on that file as
+  decoded, so ``--videos DIR`` (at the same ``--size``) scores exactly the same frames. Existing
+  files there are refused before any work unless ``--overwrite``. Items of one sequence share
+  the reference and the seed, so a model whose output ignores the target camera (an untrained,
+  zero-initialised camera path) makes the same video for all of them: such repeats are named in
+  :attr:`EvalResult.warnings`.
 
 Frames: a folder video is scored over its own length (or its first ``--frames``); the
 reference and ground truth are cut to the same first frames (an item whose reference or
@@ -49,7 +53,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mvt4g.errors import InputError, MVT4GError
+from mvt4g.errors import InputError, MVT4GError, WorkFailed
 from mvt4g.eval import camera_metrics, epipolar, image_metrics, learned, pose_estimation, track_consistency
 from mvt4g.eval import pose_estimators
 from mvt4g.eval.bench import BenchItem, Benchmark
@@ -200,6 +204,9 @@ class ModelSource:
         self.pipeline = None
         self.missing: list[tuple[str, str]] = []
         self.extra: list[str] = []
+        #: Generated videos seen so far: digest of the frames -> "SEQUENCE/TRAJECTORY" of the first.
+        self._seen: dict[str, str] = {}
+        self.warnings: list[str] = []
 
     def check_outputs(self, keys: list[tuple[str, str]]) -> None:
         """Before any work: the save folder's parent exists and no video would be overwritten unasked."""
@@ -222,9 +229,16 @@ class ModelSource:
 
     def describe(self) -> dict:
         device = str(self.pipeline.device) if self.pipeline is not None else self.device
-        return {"kind": self.kind, "path": str(self.model_dir), "steps": self.settings.steps, "seed": self.seed,
-                "sampler": self.settings.sampler, "shift": self.settings.shift, "device": device,
-                "note": "metrics are computed on the generated frames before any video encoding"}  # fmt: skip
+        out = {"kind": self.kind, "path": str(self.model_dir), "steps": self.settings.steps, "seed": self.seed,
+               "sampler": self.settings.sampler, "shift": self.settings.shift, "device": device,
+               "note": "metrics are computed on the generated frames before any video encoding"}  # fmt: skip
+        if self.save_dir is not None:
+            height, width = self.size
+            out["note"] = ("metrics are computed on the saved videos as decoded (H.264 is lossy), the frames "
+                           "`--videos` scores")  # fmt: skip
+            out["saved"] = str(self.save_dir)
+            out["rescore"] = f"--videos {self.save_dir} --size {height}x{width} --frames {self.frames}"
+        return out
 
     def frames_of(self, key: tuple[str, str], requested: int | None) -> int:
         return self.frames
@@ -239,15 +253,33 @@ class ModelSource:
         start = time.perf_counter()
         result = self.pipeline.generate(ref, item.target_cameras, settings=self.settings, seed=self.seed)
         notes = [f"generated in {time.perf_counter() - start:.1f} s ({self.settings.steps} steps, seed {self.seed})"]
-        path = None
-        if self.save_dir is not None:
-            from mvt4g.io.video import write_video
+        self._check_repeat(item, result.frames)
+        if self.save_dir is None:
+            return result.frames, None, notes
+        from mvt4g.io.video import read_video, write_video
 
-            out = self.save_dir / item.sequence / f"{item.trajectory}.mp4"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            write_video(out, result.frames, fps=item.fps, overwrite=self.overwrite)
-            path = str(out)
-        return result.frames, path, notes
+        out = self.save_dir / item.sequence / f"{item.trajectory}.mp4"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_video(out, result.frames, fps=item.fps, overwrite=self.overwrite)
+        # Score what was saved: H.264 (yuv420p) is lossy, and on noisy frames (an untrained model)
+        # the loss moves PSNR by dB; scoring the decoded file makes `--videos` agree exactly.
+        saved = read_video(out).frames
+        if saved.shape != result.frames.shape:
+            raise WorkFailed(f"the saved video decodes to shape {list(saved.shape)}, not {list(result.frames.shape)}",
+                             path=out)  # fmt: skip
+        notes.append("scored as saved (H.264, decoded)")
+        return saved, str(out), notes
+
+    def _check_repeat(self, item: BenchItem, frames: np.ndarray) -> None:
+        """Note when this video equals one generated before (same reference and seed, other target)."""
+        import hashlib
+
+        digest = hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
+        label = f"{item.sequence}/{item.trajectory}"
+        first = self._seen.setdefault(digest, label)
+        if first != label:
+            self.warnings.append(f"{label} is the same video as {first}: the model's output does not depend on the "
+                                 "target camera (an untrained camera path?), so its scores differ only by ground truth")  # fmt: skip
 
 
 class CopySource:
@@ -292,6 +324,8 @@ class EvalResult:
     extra_videos: list[str]
     skipped_metrics: dict[str, str]
     metric_info: dict[str, dict[str, str]]
+    #: Lines worth a warning that concern no single metric (e.g. a model that made the same video twice).
+    warnings: list[str] = field(default_factory=list)
 
 
 def bench_exclusions(bench: Benchmark, groups: list[str], weights_dir: Path | None) -> tuple[dict[str, str], object]:
@@ -456,4 +490,5 @@ def run_eval(
             results.append(result)
             if on_item:
                 on_item(f"{sequence}/{key[1]}", result)
-    return EvalResult(results, skipped_videos, list(source.extra), skipped_metrics, info)
+    return EvalResult(results, skipped_videos, list(source.extra), skipped_metrics, info,
+                      list(getattr(source, "warnings", [])))  # fmt: skip
