@@ -130,10 +130,8 @@ def train(
         if given:
             raise typer.BadParameter(f"{given[0]} goes after `{ctx.invoked_subcommand}`, not before it")
         return
-    import shutil
-
     from mvt4g.errors import InputError
-    from mvt4g.train.trainer import Trainer
+    from mvt4g.train.trainer import Trainer, delete_run_dir
 
     if overwrite and resume:
         raise InputError("--overwrite and --resume contradict each other")
@@ -149,14 +147,7 @@ def train(
     if no_corr_loss:
         cfg.loss.corr = False
     if overwrite and _is_rank0():
-        run_dir = Path(cfg.train.out)
-        if run_dir.is_dir() and any(p.name != ".mvt4g.lock" for p in run_dir.iterdir()):
-            from mvt4g.fs.lock import DirectoryLock
-
-            DirectoryLock(run_dir).acquire().release()  # refuses a run directory another process is using
-            if not (run_dir / "config.toml").is_file():
-                raise InputError("--overwrite only deletes run directories (this one has no config.toml)", path=run_dir)
-            shutil.rmtree(run_dir)
+        delete_run_dir(cfg.train.out)
     with common.progress(transient=True) as bar:
         result = Trainer(cfg, resume=resume, callback=_Progress(bar), confirmed=_explicit_keys(overrides, steps)).run()
     summary = result.to_dict()

@@ -134,6 +134,25 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool, confirmed: froz
     check_output_location(run_dir)
 
 
+def delete_run_dir(run_dir: str | Path) -> bool:
+    """``--overwrite``: delete a training run directory so a new run can start there; True if deleted.
+
+    A missing or empty folder (a lock file alone counts as empty) is left as it is (False). A
+    folder that is not a run directory (no ``config.toml``) is refused with InputError, never
+    deleted, and so is a run another process holds the lock of (``DirectoryLock``).
+    """
+    import shutil
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or not any(not is_lock_file(p) for p in run_dir.iterdir()):
+        return False
+    DirectoryLock(run_dir).acquire().release()  # refuses a run directory another process is using
+    if not (run_dir / "config.toml").is_file():
+        raise InputError("--overwrite only deletes run directories (this one has no config.toml)", path=run_dir)
+    shutil.rmtree(run_dir)
+    return True
+
+
 def _load_run_config(path: Path) -> TrainConfig:
     try:
         return load_config(path)
