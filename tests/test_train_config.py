@@ -104,6 +104,28 @@ def test_overrides_parse_and_check():
 
 
 @pytest.mark.parametrize(
+    "key, suggested",
+    [
+        ("train.lr", "optim.lr"),  # a key of another section, by its name
+        ("lr", "optim.lr"),
+        ("model.lr", "optim.lr"),
+        ("train.cache_dir", "data.cache_dir"),
+        ("optim.learning_rate", "optim.lr"),
+        ("data.frame", "data.frames"),  # a near name, in the section given
+        ("train.batchsize", "train.batch_size"),
+        ("loss.lambda_trak", "loss.lambda_track"),
+    ],
+)
+def test_did_you_mean_searches_every_section(key, suggested):
+    with pytest.raises(ConfigError, match=f"unknown config key '{key}' \\(did you mean '{suggested}'\\?\\)"):
+        apply_overrides(TrainConfig(), [f"{key}=1"])
+    if "." in key:  # the same hint for the key in a config file
+        section, _, name = key.partition(".")
+        with pytest.raises(ConfigError, match=f"did you mean '{suggested}'"):
+            from_dict({section: {name: 1}})
+
+
+@pytest.mark.parametrize(
     "override, needle",
     [
         ("model.preset=tinny", "did you mean 'tiny'"),

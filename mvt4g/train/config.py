@@ -229,6 +229,35 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+#: Names other trainers use for a key of ours (suggested, never accepted).
+_NAME_ALIASES = {"learning_rate": "lr", "layer": "tap_layer", "workers": "num_workers", "batch": "batch_size"}
+
+
+def suggest_key(key: str) -> str:
+    """A " (did you mean 'optim.lr'?)" hint for an unknown ``key``, searching every section.
+
+    The name after the dot counts most: a name that exists in another section is that key
+    (``train.lr`` -> ``optim.lr``); else the closest name of any section (``optim.lrr`` ->
+    ``optim.lr``, ``data.frame`` -> ``data.frames``); else the closest whole key.
+    """
+    keys = all_keys()
+    section, _, name = key.rpartition(".")
+    by_name: dict[str, list[str]] = {}
+    for full in keys:
+        by_name.setdefault(full.partition(".")[2], []).append(full)
+
+    def pick(candidates: list[str]) -> str:  # the key in the section the user named, if any
+        return next((c for c in candidates if c.startswith(f"{section}.")), candidates[0])
+
+    name = _NAME_ALIASES.get(name, name)
+    if name in by_name:
+        return f" (did you mean {pick(by_name[name])!r}?)"
+    close = difflib.get_close_matches(name, list(by_name), n=1, cutoff=0.75)
+    if close:
+        return f" (did you mean {pick(by_name[close[0]])!r}?)"
+    return _did_you_mean(key, keys)
+
+
 def _choice(key: str, value: str, choices: list[str]) -> None:
     if value not in choices:
         raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}{_did_you_mean(str(value), choices)}")
@@ -237,11 +266,11 @@ def _choice(key: str, value: str, choices: list[str]) -> None:
 def _split_key(key: str) -> tuple[str, str]:
     section, dot, name = key.partition(".")
     if not dot or section not in _SECTIONS:
-        hint = _did_you_mean(key, all_keys()) or _did_you_mean(section, list(_SECTIONS))
+        hint = suggest_key(key) or _did_you_mean(section, list(_SECTIONS))
         raise ConfigError(f"unknown config key {key!r}{hint}; keys look like 'optim.lr'")
     names = [f.name for f in dataclasses.fields(_SECTIONS[section])]
     if name not in names:
-        raise ConfigError(f"unknown config key {key!r}{_did_you_mean(key, all_keys())}")
+        raise ConfigError(f"unknown config key {key!r}{suggest_key(key)}")
     return section, name
 
 
@@ -294,7 +323,7 @@ def from_dict(data: dict[str, Any], *, source: str | Path | None = None) -> Trai
         for name, value in values.items():
             key = f"{section}.{name}"
             if name not in types:
-                raise ConfigError(f"{where}unknown config key {key!r}{_did_you_mean(key, all_keys())}")
+                raise ConfigError(f"{where}unknown config key {key!r}{suggest_key(key)}")
             try:
                 setattr(getattr(cfg, section), name, _coerce(key, value, types[name]))
             except ConfigError as exc:
