@@ -4,12 +4,12 @@ _mvt4g() {
     local path="mvt4g" i
     for ((i = 1; i < COMP_CWORD; i++)); do
         case "$path ${COMP_WORDS[i]}" in
-            "mvt4g demo"|"mvt4g synth"|"mvt4g tracks"|"mvt4g tracks compute"|"mvt4g tracks score"|"mvt4g tracks show"|"mvt4g plucker"|"mvt4g traj"|"mvt4g traj list"|"mvt4g traj show"|"mvt4g train"|"mvt4g train prepare"|"mvt4g generate"|"mvt4g eval"|"mvt4g analyze"|"mvt4g info"|"mvt4g convert"|"mvt4g convert recammaster") path="$path ${COMP_WORDS[i]}" ;;
+            "mvt4g demo"|"mvt4g synth"|"mvt4g tracks"|"mvt4g tracks compute"|"mvt4g tracks score"|"mvt4g tracks show"|"mvt4g plucker"|"mvt4g traj"|"mvt4g traj list"|"mvt4g traj show"|"mvt4g train"|"mvt4g train prepare"|"mvt4g generate"|"mvt4g eval"|"mvt4g analyze"|"mvt4g info"|"mvt4g convert"|"mvt4g convert recammaster"|"mvt4g completions") path="$path ${COMP_WORDS[i]}" ;;
         esac
     done
     local subs="" flags="" valopts="" pos=""
     case "$path" in
-        "mvt4g") subs="demo synth tracks plucker traj train generate eval analyze info convert" flags="--version --debug --quiet --help" valopts="" pos="" ;;
+        "mvt4g") subs="demo synth tracks plucker traj train generate eval analyze info convert completions" flags="--version --debug --quiet --help" valopts="" pos="" ;;
         "mvt4g demo") subs="" flags="--overwrite --json --help" valopts="--out --base --steps --budget-minutes --real-video --size --frames --train-scenes --heldout-scenes --sample-steps --seed --threads" pos="" ;;
         "mvt4g synth") subs="" flags="--skip-existing --overwrite --json --help" valopts="--out --scenes --views --frames --size --seed --points --workers --threads --supersample --objects --fps --preset-views" pos="" ;;
         "mvt4g tracks") subs="compute score show" flags="--help" valopts="" pos="" ;;
@@ -28,6 +28,7 @@ _mvt4g() {
         "mvt4g info") subs="" flags="--json --help" valopts="--preset --model --plan --frames --size" pos="" ;;
         "mvt4g convert") subs="recammaster" flags="--help" valopts="" pos="" ;;
         "mvt4g convert recammaster") subs="" flags="--tracking-head --no-tracking-head --link --copy --overwrite --json --help" valopts="--base --out --camera --tap-layer --dtype --autoencoder" pos="" ;;
+        "mvt4g completions") subs="" flags="--help" valopts="" pos="" ;;
     esac
     case "$path|$prev" in
         "mvt4g tracks compute|--method") COMPREPLY=($(compgen -W "auto geometry flow plugin" -- "$cur")); return ;;
@@ -39,11 +40,11 @@ _mvt4g() {
         "mvt4g traj show|--path") COMPREPLY=($(compgen -W "chord circle" -- "$cur")); return ;;
         "mvt4g traj show|--format") COMPREPLY=($(compgen -W "mvt4g recammaster" -- "$cur")); return ;;
         "mvt4g generate|--sampler") COMPREPLY=($(compgen -W "euler unipc" -- "$cur")); return ;;
-        "mvt4g generate|--frame-policy") COMPREPLY=($(compgen -W "error pad trim" -- "$cur")); return ;;
+        "mvt4g generate|--frame-policy") COMPREPLY=($(compgen -W "trim pad error" -- "$cur")); return ;;
         "mvt4g eval|--bench") COMPREPLY=($(compgen -W "davis iphone synthetic" -- "$cur")); return ;;
-        "mvt4g eval|--camera-metric") COMPREPLY=($(compgen -W "mean camctrl" -- "$cur")); return ;;
+        "mvt4g eval|--camera-metric") COMPREPLY=($(compgen -W "camctrl mean" -- "$cur")); return ;;
         "mvt4g analyze|--dtype") COMPREPLY=($(compgen -W "float32 bfloat16 float16" -- "$cur")); return ;;
-        "mvt4g convert recammaster|--camera") COMPREPLY=($(compgen -W "recammaster plucker" -- "$cur")); return ;;
+        "mvt4g convert recammaster|--camera") COMPREPLY=($(compgen -W "plucker recammaster" -- "$cur")); return ;;
         "mvt4g convert recammaster|--dtype") COMPREPLY=($(compgen -W "float32 bfloat16" -- "$cur")); return ;;
         "mvt4g convert recammaster|--autoencoder") COMPREPLY=($(compgen -W "base space-to-depth random-vae" -- "$cur")); return ;;
     esac

@@ -3,7 +3,7 @@ function __mvt4g_path
     set -l path mvt4g
     for w in (commandline -opc)[2..-1]
         switch "$path $w"
-            case 'mvt4g demo' 'mvt4g synth' 'mvt4g tracks' 'mvt4g tracks compute' 'mvt4g tracks score' 'mvt4g tracks show' 'mvt4g plucker' 'mvt4g traj' 'mvt4g traj list' 'mvt4g traj show' 'mvt4g train' 'mvt4g train prepare' 'mvt4g generate' 'mvt4g eval' 'mvt4g analyze' 'mvt4g info' 'mvt4g convert' 'mvt4g convert recammaster'
+            case 'mvt4g demo' 'mvt4g synth' 'mvt4g tracks' 'mvt4g tracks compute' 'mvt4g tracks score' 'mvt4g tracks show' 'mvt4g plucker' 'mvt4g traj' 'mvt4g traj list' 'mvt4g traj show' 'mvt4g train' 'mvt4g train prepare' 'mvt4g generate' 'mvt4g eval' 'mvt4g analyze' 'mvt4g info' 'mvt4g convert' 'mvt4g convert recammaster' 'mvt4g completions'
                 set path "$path $w"
         end
     end
@@ -21,6 +21,7 @@ complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'eval' -d 'Score generat
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'analyze' -d 'Measure the correspondences hidden in the models 3D attention, per layer and...'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'info' -d 'Print a models parameter counts per component and per group and its tensor...'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'convert' -d 'Convert outside checkpoints to mvt4g models (safetensors + JSON).'
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -a 'completions' -d 'Print the shell completion script for bash, zsh or fish (source it, or save...'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -l version
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -l debug
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g"' -l quiet
@@ -158,7 +159,7 @@ complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l sampler -x -a '
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l seed -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l frames -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l size -r -F
-complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l frame-policy -x -a 'error pad trim'
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l frame-policy -x -a 'trim pad error'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l fov -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l focal -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l ref-cameras -r -F
@@ -177,7 +178,7 @@ complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l model -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l videos -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l sequences -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l traj -r -F
-complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l camera-metric -x -a 'mean camctrl'
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l camera-metric -x -a 'camctrl mean'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l pose-estimator -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l weights-dir -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g eval"' -l metrics -r -F
@@ -228,8 +229,10 @@ complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g convert recammaster"' -l json
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g convert recammaster"' -l help
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g convert recammaster"' -l base -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g convert recammaster"' -l out -r -F
-complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g convert recammaster"' -l camera -x -a 'recammaster plucker'
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g convert recammaster"' -l camera -x -a 'plucker recammaster'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g convert recammaster"' -l tap-layer -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g convert recammaster"' -l dtype -x -a 'float32 bfloat16'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g convert recammaster"' -l autoencoder -x -a 'base space-to-depth random-vae'
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g convert recammaster"' -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g completions"' -l help
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g completions"' -F

@@ -192,6 +192,7 @@ def render_fish(specs: list[CommandSpec]) -> str:
 
 
 RENDERERS = {"bash": render_bash, "zsh": render_zsh, "fish": render_fish}
+SHELLS = tuple(RENDERERS)
 FILENAMES = {"bash": f"{PROG}.bash", "zsh": f"_{PROG}", "fish": f"{PROG}.fish"}
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from mvt4g.cli import common
+from mvt4g.model.config import CAMERA_MODES as MODEL_CAMERA_MODES
 
 app = typer.Typer(
     help="Convert outside checkpoints to mvt4g models (safetensors + JSON).",
@@ -16,20 +17,11 @@ app = typer.Typer(
 )
 
 
-class CameraMode(str, Enum):
-    recammaster = "recammaster"
-    plucker = "plucker"
-
-
-class Dtype(str, Enum):
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-
-
-class AutoencoderSource(str, Enum):
-    base = "base"
-    space_to_depth = "space-to-depth"
-    random_vae = "random-vae"
+# The core's lists: camera modes a converted ReCamMaster can have (not "none"), autoencoder
+# sources (read without importing torch, see common.core_constant), weight dtypes written.
+CAMERA_MODES = tuple(mode for mode in MODEL_CAMERA_MODES if mode != "none")
+AUTOENCODER_SOURCES = common.core_constant("mvt4g.model.convert", "AUTOENCODER_SOURCES")
+DTYPES = ("float32", "bfloat16")
 
 
 @app.command("recammaster")
@@ -41,22 +33,23 @@ def recammaster(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output model directory (missing parent folders are created).")],
     camera: Annotated[
-        CameraMode,
-        typer.Option(help="recammaster: keep its 12-value pose conditioning; plucker: start a zero Plücker encoder."),
-    ] = CameraMode.recammaster,
+        str,
+        typer.Option(click_type=click.Choice(CAMERA_MODES),
+                     help="recammaster: keep its 12-value pose conditioning; plucker: start a zero Plücker encoder."),
+    ] = "recammaster",
     tap_layer: Annotated[
         int | None, typer.Option("--tap-layer", help="Block whose Q/K feed the tracking head (default 18 of 30).")
     ] = None,
     tracking_head: Annotated[
         bool, typer.Option("--tracking-head/--no-tracking-head", help="Add a freshly initialised tracking head.")
     ] = True,
-    dtype: Annotated[Dtype, typer.Option(help="Weight dtype of the output.")] = Dtype.float32,
+    dtype: Annotated[str, typer.Option(click_type=click.Choice(DTYPES), help="Weight dtype of the output.")] = "float32",
     autoencoder: Annotated[
-        AutoencoderSource,
-        typer.Option(help="base: the base's vae/ (a base without one is refused); space-to-depth: the built-in "
+        str,
+        typer.Option(click_type=click.Choice(AUTOENCODER_SOURCES), help="base: the base's vae/ (a base without one is refused); space-to-depth: the built-in "
                      "lossless one (only for 12*s^2 latent channels); random-vae: a small random Wan VAE "
                      "(tests, CPU experiments)."),
-    ] = AutoencoderSource.base,
+    ] = "base",
     link: Annotated[
         bool,
         typer.Option("--link/--copy", help="--link: the model refers to the base's vae/, text_encoder/ and "
@@ -93,11 +86,11 @@ def recammaster(
     model, report = convert_recammaster(
         checkpoint,
         base,
-        camera=camera.value,
+        camera=camera,
         tap_layer=tap_layer,
         tracking_head=tracking_head,
-        dtype=torch.bfloat16 if dtype == Dtype.bfloat16 else torch.float32,
-        autoencoder=autoencoder.value,
+        dtype=getattr(torch, dtype),
+        autoencoder=autoencoder,
     )
     files = "link" if link else "copy"
     stored = save_converted(model, out, files=files, overwrite=overwrite, metadata={"converted_from": str(checkpoint.name)})
@@ -105,8 +98,8 @@ def recammaster(
         "out": str(out),
         "checkpoint": str(checkpoint),
         "base": str(base),
-        "camera_mode": camera.value,
-        "autoencoder": autoencoder.value,
+        "camera_mode": camera,
+        "autoencoder": autoencoder,
         "base_files": files,
         **stored,
         "tap_layer": model.config.tap_layer,

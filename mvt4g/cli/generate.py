@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from mvt4g.cli import common
 
 
-class SamplerName(str, Enum):
-    euler = "euler"
-    unipc = "unipc"
-
-
-class FramePolicy(str, Enum):
-    error = "error"
-    pad = "pad"
-    trim = "trim"
+# The core's own lists, read without importing torch/OpenCV (see common.core_constant).
+SAMPLERS = common.core_constant("mvt4g.sample.sampler", "SAMPLERS")
+FRAME_POLICIES = common.core_constant("mvt4g.io.frames", "FRAME_POLICIES")
 
 
 def generate(
@@ -62,7 +56,9 @@ def generate(
     steps: Annotated[int, typer.Option(help="Denoising steps.")] = 50,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale on the text (needs a text encoder).")] = 5.0,
     shift: Annotated[float, typer.Option(help="Timestep shift of the sigma grid (ReCamMaster: 5).")] = 5.0,
-    sampler: Annotated[SamplerName, typer.Option(help="euler (ReCamMaster's) or unipc (diffusers' UniPC).")] = SamplerName.euler,
+    sampler: Annotated[
+        str, typer.Option(click_type=click.Choice(SAMPLERS), help="euler: ReCamMaster's; unipc: diffusers' UniPC.")
+    ] = "euler",
     seed: Annotated[int, typer.Option(help="Noise seed (the same noise on CPU and GPU).")] = 0,
     frames: Annotated[
         int | None, typer.Option(help="Output frames, 4k+1. Default: the model's (ReCamMaster's preset: 81 = 21 latent frames).")
@@ -71,9 +67,11 @@ def generate(
         str | None, typer.Option(help="Output HxW, multiples of the model's stride. Default: the model's (config video).")
     ] = None,
     frame_policy: Annotated[
-        FramePolicy,
-        typer.Option(help="A reference shorter than --frames: error, pad (repeat the last frame) or trim (fewer frames)."),
-    ] = FramePolicy.error,
+        str,
+        typer.Option(click_type=click.Choice(FRAME_POLICIES),
+                     help="A reference shorter than --frames: error (refuse it), pad (repeat its last frame) or trim "
+                     "(fewer frames)."),
+    ] = "error",
     fov: Annotated[float | None, typer.Option(help="Horizontal field of view of the reference video, degrees.")] = None,
     focal: Annotated[
         float | None, typer.Option(help="Focal length of the reference, mm on a 23.76 mm-wide sensor. Default: 24.")
@@ -112,13 +110,15 @@ def generate(
     flow-matching sampler (ReCamMaster's: 50 Euler steps, shift 5, guidance 5 on the text
     when the model has a text encoder). A `--traj` trajectory starts at the reference camera's
     first pose; `--target-cameras` are placed where they are in the world of `--ref-cameras`
-    (give `--traj`, `--target-cameras` or both; every target is one item). Next to each video: `.trajectory.json` (the poses used), `.meta.json` (model, seed,
-    settings, versions), optional `.side-by-side.mp4`; with `--query-points`, `.tracks.npz`
-    (views: reference, generated) and a `.tracks.mp4` overlay. The model is loaded once for
-    all items; a failed item is reported and the others still run (exit 1 or 2 at the end).
-`--skip-existing` keeps items written from the same inputs and settings (a rerun of a stopped
-batch does only what is missing). With `--out-dir`, each reference's folder is this run's while it runs: a second `generate`
-writing the same reference there is refused ("output folder is in use by pid N", exit 2).
+    (give `--traj`, `--target-cameras` or both; every target is one item). Next to each video:
+    `.trajectory.json` (the poses used), `.meta.json` (model, seed, settings, versions),
+    optional `.side-by-side.mp4`; with `--query-points`, `.tracks.npz` (views: reference,
+    generated) and a `.tracks.mp4` overlay. The model is loaded once for all items; a failed
+    item is reported and the others still run (exit 1 or 2 at the end). `--skip-existing`
+    keeps items written from the same inputs and settings (a rerun of a stopped batch does
+    only what is missing). With `--out-dir`, each reference's folder is this run's while it
+    runs: a second `generate` writing the same reference there is refused ("output folder is
+    in use by pid N", exit 2).
 
     Without `--model` the shipped MVTrack4Gen model is used (a small DiT trained on synthetic
     scenes at 32x32, 9 frames: a demonstration of the method on a CPU, not the paper's model;
@@ -161,7 +161,7 @@ writing the same reference there is refused ("output folder is in use by pid N",
     from mvt4g.sample.pipeline import check_video_shape, resolve_device, resolve_dtype
     from mvt4g.sample.sampler import SamplingSettings
 
-    settings = SamplingSettings(steps=steps, shift=shift, sampler=sampler.value, guidance=guidance)
+    settings = SamplingSettings(steps=steps, shift=shift, sampler=sampler, guidance=guidance)
     model_dir = resolve_model(model)
     config = read_config(model_dir)
     n_frames = config.video.frames if frames is None else frames
@@ -181,7 +181,7 @@ writing the same reference there is refused ("output folder is in use by pid N",
     from mvt4g.sample.reference import ReferenceOptions, plan_reference
     from mvt4g.sample.targets import camera_targets, trajectory_targets
 
-    options = ReferenceOptions(frames=n_frames, height=height, width=width, frame_policy=frame_policy.value,
+    options = ReferenceOptions(frames=n_frames, height=height, width=width, frame_policy=frame_policy,
                                fov_deg=fov, focal_mm=focal, camera_file=ref_cameras)  # fmt: skip
     plans = [plan_reference(path, options) for path in references]
     if camera is not None and not traj:
@@ -191,7 +191,7 @@ writing the same reference there is refused ("output folder is in use by pid N",
     # Everything an item's pixels depend on besides its reference and trajectory (--skip-existing compares it).
     request = {"model": str(model_dir.resolve()), "weights": _stamp(model_dir / "model.safetensors"),
                "settings": settings.to_dict(), "seed": seed, "frames": n_frames, "size": [height, width],
-               "frame_policy": frame_policy.value, "fov": fov, "focal": focal, "ref_cameras": ref_cameras,
+               "frame_policy": frame_policy, "fov": fov, "focal": focal, "ref_cameras": ref_cameras,
                "prompt": prompt, "dtype": dtype, "query_points": query_points, "track_timestep": track_timestep,
                "side_by_side": side_by_side}  # fmt: skip
     jobs = plan_jobs(plans, targets, out=out, out_dir=out_dir, side_by_side=side_by_side,
@@ -226,7 +226,7 @@ writing the same reference there is refused ("output folder is in use by pid N",
             "failed": len(failed),
             "skipped": sum(o.job.skip for o in outcomes),
             "settings": {**settings.to_dict(), "seed": seed, "frames": n_frames, "size": [height, width],
-                         "frame_policy": frame_policy.value, "device": str(pipeline.device),
+                         "frame_policy": frame_policy, "device": str(pipeline.device),
                          "dtype": str(pipeline.dtype).replace("torch.", ""), "query_points": query_points,
                          "text_encoder": pipeline.text is not None},
             "model": str(model_dir),

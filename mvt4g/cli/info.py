@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from mvt4g.cli import common
+from mvt4g.model.config import preset_names
+from mvt4g.model.summary import PLANS
 
 
 def info(
     preset: Annotated[
         str | None,
-        typer.Option("--preset", "-p", help="Preset name: tiny, small, tiny-wanvae, wan2.1-1.3b."),
+        typer.Option("--preset", "-p", help=f"Preset name: {', '.join(preset_names())}."),
     ] = None,
     model: Annotated[
         str | None,
@@ -22,7 +23,7 @@ def info(
     ] = None,
     plan: Annotated[
         str | None,
-        typer.Option("--plan", metavar="train|generate",
+        typer.Option("--plan", metavar="|".join(PLANS),
                      help="Also print FLOPs and peak memory per stage for training or generation (takes a minute at Wan size)."),
     ] = None,
     frames: Annotated[int | None, typer.Option(help="Video frames for --plan (default: the model's).")] = None,
@@ -52,20 +53,22 @@ def info(
     """
     from mvt4g.errors import InputError
     from mvt4g.model.lookup import SHIPPED, resolve_model, shipped_card, shipped_dir
+    from mvt4g.model.summary import check_plan, model_plan, model_summary
 
     if (preset is None) == (model is None):
         raise InputError("give exactly one of --preset NAME or --model DIR")
-    if plan not in (None, "train", "generate"):
-        raise InputError(f"--plan must be train or generate, got {plan!r}")
+    if plan is not None:
+        check_plan(plan)
     if plan is None and (frames is not None or size is not None):
         raise InputError("--frames and --size size a --plan: add --plan train or --plan generate")
+    height_width = common.parse_size(size) if size else None
     model_dir = resolve_model(model) if model is not None else None
     summary = model_summary(preset=preset, model_dir=model_dir)
     if model in SHIPPED:
         summary["shipped"] = model
         summary["card"] = shipped_card(model)
     if plan is not None:
-        summary["plan"] = _plan(plan, preset=preset, model_dir=model_dir, frames=frames, size=size)
+        summary["plan"] = model_plan(plan, preset=preset, model_dir=model_dir, frames=frames, size=height_width)
     if json_out:
         common.emit_json(summary)
         return
@@ -76,81 +79,6 @@ def info(
         card = shipped_dir(model) / "MODEL_CARD.md"
         common.info(f"\nmodel card ({card}):\n")
         typer.echo(card.read_text(), err=True)
-
-
-def model_summary(*, preset: str | None = None, model_dir: Path | None = None) -> dict[str, Any]:
-    """The JSON object `mvt4g info` prints (also used by the benchmarks)."""
-    from mvt4g.model.config import preset as get_preset
-
-    # Resolve the config before importing torch/diffusers: a bad name fails fast.
-    config = get_preset(preset) if preset is not None else None
-    from mvt4g.model.checkpoint import build_on_meta, read_config
-    from mvt4g.model.freeze import freeze_for_finetuning, parameter_report
-
-    config = config or read_config(model_dir)
-    net = build_on_meta(config)
-    if model_dir is not None:  # a saved model's weights must be complete and match its config
-        from mvt4g.model.checkpoint import WEIGHTS_NAME, verify_safetensors_file
-
-        verify_safetensors_file(Path(model_dir) / WEIGHTS_NAME, {k: tuple(v.shape) for k, v in net.state_dict().items()})
-    from mvt4g.model.components import component_parameters
-
-    params = parameter_report(net).to_dict()
-    components = component_parameters(net, config)
-    scope = freeze_for_finetuning(net).to_dict()
-    cfg = net.config
-    video = cfg.video
-    frames = cfg.latent_frames(video.frames)
-    sf = cfg.autoencoder.spatial_factor
-    h_tok, w_tok = cfg.token_grid(video.height, video.width)
-    b = cfg.backbone
-    tokens_per_view = frames * h_tok * w_tok
-    shapes = {
-        "video": [3, video.frames, video.height, video.width],
-        "latents_per_view": [b.in_channels, frames, video.height // sf, video.width // sf],
-        "plucker": [2, frames, 6, video.height, video.width],
-        "token_grid_per_view": [frames, h_tok, w_tok],
-        "tokens_per_view": tokens_per_view,
-        "tokens_total": 2 * tokens_per_view,
-        "tap_qk": [2, frames, h_tok, w_tok, b.num_attention_heads, b.attention_head_dim],
-        "velocity": [b.out_channels, frames, video.height // sf, video.width // sf],
-    }
-    return {
-        "name": cfg.name,
-        "source": str(model_dir) if model_dir is not None else f"preset:{preset}",
-        "parameters": {g: v["total"] for g, v in params["groups"].items()},
-        "parameters_total": params["total"],
-        "components": components,
-        "text_encoder_path": config.text.encoder_path or None,
-        "trainable_in_finetuning": scope["trainable"],
-        "backbone": {
-            "layers": b.num_layers,
-            "heads": b.num_attention_heads,
-            "head_dim": b.attention_head_dim,
-            "dim": b.inner_dim,
-            "ffn_dim": b.ffn_dim,
-            "text_dim": b.text_dim,
-            "patch_size": list(b.patch_size),
-        },
-        "camera_mode": cfg.camera.mode,
-        "autoencoder": cfg.autoencoder.kind,
-        "token_order": cfg.token_order,
-        "tap_layer": cfg.tap_layer,
-        "token_stride": cfg.token_stride,
-        "tracking_head": cfg.use_tracking_head,
-        "shapes": shapes,
-    }
-
-
-def _plan(kind: str, *, preset: str | None, model_dir: Path | None, frames: int | None, size: str | None) -> dict:
-    from mvt4g.model.checkpoint import read_config
-    from mvt4g.model.config import preset as get_preset
-    from mvt4g.model.plan import PlanShape, generate_plan, train_plan
-
-    config = get_preset(preset) if preset is not None else read_config(model_dir)
-    height, width = common.parse_size(size) if size else (config.video.height, config.video.width)
-    shape = PlanShape(frames=config.video.frames if frames is None else frames, height=height, width=width)
-    return train_plan(config, shape) if kind == "train" else generate_plan(config, shape)
 
 
 def _gib(n: float) -> str:

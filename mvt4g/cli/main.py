@@ -21,7 +21,8 @@ from mvt4g.cli import common
 from mvt4g.errors import EXIT_BAD_INPUT, EXIT_FAILED, MVT4GError
 
 # --help lists commands in the order of the pipeline, not in typer's commands-then-groups order.
-PIPELINE_ORDER = ("demo", "synth", "tracks", "plucker", "traj", "train", "generate", "eval", "analyze", "info", "convert")
+PIPELINE_ORDER = ("demo", "synth", "tracks", "plucker", "traj", "train", "generate", "eval", "analyze", "info", "convert",
+                  "completions")  # fmt: skip
 
 
 class _PipelineOrderGroup(typer.core.TyperGroup):
@@ -119,10 +120,41 @@ def _register() -> None:
 
     from mvt4g.cli import completions
 
-    app.command("completions", hidden=True)(completions.completions)
+    app.command("completions")(completions.completions)
 
 
 _register()
+
+#: Metavar of every option with a fixed set of values; the values go into its help text, where
+#: they wrap between words (a long ``[a|b|c]`` metavar was cut mid-word at 80 columns).
+CHOICE_METAVAR = "CHOICE"
+
+
+def readable_choices(command: click.Command) -> click.Command:
+    """Make every command's ``--help`` list its options' choices in the help text.
+
+    Applied when a help page is formatted, not when the tree is built: choice lists that the
+    core loads lazily (``LazyChoice``) are then only loaded for the page that shows them.
+    """
+    original = command.format_help
+
+    def format_help(ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for param in command.params:
+            if isinstance(param, click.Option) and isinstance(param.type, click.Choice) and param.metavar is None:
+                param.metavar = CHOICE_METAVAR
+                listed = ", ".join(map(str, param.type.choices))
+                param.help = f"{(param.help or '').rstrip()} Choices: {listed}.".lstrip()
+        original(ctx, formatter)
+
+    command.format_help = format_help  # type: ignore[method-assign]
+    for sub in getattr(command, "commands", {}).values():
+        readable_choices(sub)
+    return command
+
+
+def build_command() -> click.Command:
+    """The click command tree of ``mvt4g`` (what :func:`main` runs)."""
+    return readable_choices(typer.main.get_command(app))
 
 
 def _error_line(message: str) -> None:
@@ -176,7 +208,7 @@ def _main(argv: list[str] | None) -> int:
     # Each call starts from the environment's defaults (main() also runs in-process in tests).
     common.STATE.debug = common.debug_from_env()
     common.STATE.quiet = False
-    command = typer.main.get_command(app)
+    command = build_command()
     try:
         result = command.main(args=argv, prog_name="mvt4g", standalone_mode=False)
     except click.exceptions.Exit as exc:
