@@ -241,3 +241,17 @@ def test_info_components_of_a_converted_model_count_its_base_vae(cli, tmp_path):
     assert components["backbone"] == sum(p.numel() for p in source.backbone.transformer.parameters())
     assert components["camera"] == sum(p.numel() for p in source.backbone.camera.parameters())
     assert components["tracking_head"] == 0
+
+
+def test_model_summary_is_computed_by_the_core_and_printed_by_the_cli(cli):
+    """mvt4g.model.summary does the token-grid arithmetic; `info --json` prints exactly its result."""
+    from mvt4g.model.config import preset
+    from mvt4g.model.summary import model_summary, video_shapes
+
+    shapes = video_shapes(preset("wan2.1-1.3b"))  # 81 x 480 x 832, VAE x8, patch 2: 21 x 30 x 52 tokens
+    assert shapes["video"] == [3, 81, 480, 832] and shapes["latents_per_view"] == [16, 21, 60, 104]
+    assert shapes["token_grid_per_view"] == [21, 30, 52] and shapes["tokens_per_view"] == 21 * 30 * 52
+    assert shapes["tokens_total"] == 2 * 21 * 30 * 52 and shapes["plucker"] == [2, 21, 6, 480, 832]
+    summary = model_summary(preset="tiny")
+    assert summary["source"] == "preset:tiny" and summary["shapes"] == video_shapes(preset("tiny"))
+    assert cli("info", "--preset", "tiny", "--json").json() == summary

@@ -89,7 +89,8 @@ def split_values(values: list[str] | tuple[str, ...]) -> list[str]:
     """``--traj`` values (each possibly comma-separated) -> one item each; InputError for empty ones."""
     items = [part.strip() for value in values for part in str(value).split(",")]
     if not items or any(not part for part in items):
-        raise InputError("--traj needs preset names or trajectory files, separated by commas without empty entries")
+        given = ",".join(map(str, values))
+        raise InputError(f"trajectories are preset names or trajectory files, separated by commas without empty entries; got {given!r}")
     return items
 
 
