@@ -94,11 +94,11 @@ class Row:
     table: int
     head: bool
     corr: bool
-    layer: int
+    tap_layer: int
 
     @property
     def run_id(self) -> str:
-        return f"{'head' if self.head else 'nohead'}-{'corr' if self.corr else 'nocorr'}-layer{self.layer}"
+        return f"{'head' if self.head else 'nohead'}-{'corr' if self.corr else 'nocorr'}-layer{self.tap_layer}"
 
 
 def plan_rows(configs: list[str], layers: list[int], tap: int, num_layers: int) -> list[Row]:
@@ -152,8 +152,9 @@ def train_run(s: DemoSettings, row: Row, seed: int, data: dict, data_key: str, o
     from mvt4g.demo.runner import _claim, model_fingerprint
 
     run_dir = out / "runs" / row.run_id / f"seed{seed}"
+    # "layer": the name finished runs' stage keys were stored under (a new name would redo them).
     values = {"base": model_fingerprint(s.base_dir), "steps": s.steps, "head": row.head, "corr": row.corr,
-              "layer": row.layer, "seed": seed}  # fmt: skip
+              "layer": row.tap_layer, "seed": seed}  # fmt: skip
     key = stage_key("study-train", values, [data_key])
 
     def work() -> dict:
@@ -162,7 +163,7 @@ def train_run(s: DemoSettings, row: Row, seed: int, data: dict, data_key: str, o
                                        frames=s.frames, height=s.height, width=s.width, seed=seed,
                                        threads=s.torch_threads)  # fmt: skip
         # The demo's recipe with this row's losses and tap: everything else is the same in every run.
-        cfg.model.tracking_head, cfg.loss.corr, cfg.model.layer = row.head, row.corr, row.layer
+        cfg.model.tracking_head, cfg.loss.corr, cfg.model.tap_layer = row.head, row.corr, row.tap_layer
         start = time.perf_counter()
         on_progress = progress(f"{row.run_id} seed {seed}")
         summary = training.calibrated_run(cfg.validate(), steps=s.steps, on_progress=on_progress)
@@ -285,7 +286,7 @@ def summarise(rows: list[Row], seeds: list[int], runs: dict) -> list[dict]:
     by_name = {r.name: r for r in rows}
     for row in rows:
         done = {seed: runs[(row.name, seed)] for seed in seeds if (row.name, seed) in runs}
-        entry = {"config": row.name, "table": row.table, "head": row.head, "corr": row.corr, "layer": row.layer,
+        entry = {"config": row.name, "table": row.table, "head": row.head, "corr": row.corr, "layer": row.tap_layer,
                  "run_id": row.run_id, "seeds": sorted(done), "metrics": {}, "vs_i": {}}  # fmt: skip
         for key, _, _ in METRICS + [("camera_converged", "", 1)]:
             values = [done[seed]["eval"]["means"].get(key) for seed in done]

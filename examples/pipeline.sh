@@ -25,7 +25,7 @@
 #   SIZE       HxW of the videos, even [32x32]
 #   POINTS     exact multi-view tracks per scene [256]
 #   SEED       scene seed [0]
-#   CONFIG     training config [examples/train_tiny.toml beside this script]
+#   CONFIG     training config: an example by name or a TOML file [tiny]
 #   STEPS      training steps [100]
 #   GEN_STEPS  denoising steps of generate and eval [4]
 #   TRAJ       trajectories for generate: presets or files, comma-separated [arc-left]
@@ -59,7 +59,7 @@ FRAMES="${FRAMES:-17}"
 SIZE="${SIZE:-32x32}"
 POINTS="${POINTS:-256}"
 SEED="${SEED:-0}"
-CONFIG="${CONFIG:-$HERE/train_tiny.toml}"
+CONFIG="${CONFIG:-tiny}"
 STEPS="${STEPS:-100}"
 GEN_STEPS="${GEN_STEPS:-4}"
 TRAJ="${TRAJ:-arc-left}"
@@ -113,8 +113,10 @@ if ! [[ $SCENES =~ ^[0-9]+$ ]] || ((SCENES < 2)); then
     say "SCENES must be a whole number >= 2 (the last scene is held out), got '$SCENES'"
     exit 2
 fi
-if [[ ! -f $CONFIG ]]; then # checked now rather than after the scenes are rendered
-    say "CONFIG: no such training config: $CONFIG"
+# Checked now rather than after the scenes are rendered: a TOML file, or an example config's name.
+names="$("$PYTHON" -c 'from mvt4g.train.config import config_names; print(" ".join(config_names()))' 2>/dev/null)"
+if [[ ! -f $CONFIG && " $names " != *" $CONFIG "* ]]; then
+    say "CONFIG: no such training config: $CONFIG (a TOML file, or an example config by name: ${names// /, })"
     exit 2
 fi
 command -v mvt4g >/dev/null || { say "mvt4g is not on PATH (activate its virtual environment)"; exit 2; }

@@ -71,7 +71,7 @@ def main() -> None:
     rays, _ = read_plucker(held_out / "plucker" / "cam02.safetensors")
     print(f"plucker: {len(rows)} maps, e.g. cam02 {list(rays.shape)}")
 
-    # 4. Train: the same keys as a TOML config (examples/train_tiny.toml); unset keys keep defaults.
+    # 4. Train: the same keys as a TOML config (`mvt4g train --config tiny`: mvt4g/train/configs/tiny.toml); unset keys keep defaults.
     config = from_dict({
         "model": {"preset": "tiny"},
         "data": {"paths": [str(s) for s in train_scenes], "frames": args.frames,

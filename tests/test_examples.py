@@ -47,7 +47,7 @@ def pipeline_env(out: Path, **settings: str) -> dict[str, str]:
 
 
 def run_pipeline(cwd: Path, out: Path, **settings: str) -> subprocess.CompletedProcess:
-    # cwd is not the repository: the script finds examples/train_tiny.toml beside itself.
+    # cwd is not the repository: the default CONFIG is the packaged example config `tiny`, found by name.
     return subprocess.run(["bash", str(PIPELINE)], cwd=cwd, env=pipeline_env(out, **settings),
                           capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
 
@@ -167,7 +167,7 @@ def test_pipeline_bad_input_exits_2_naming_the_step(tmp_path):
     missing = tmp_path / "missing.toml"
     no_config = run_pipeline(tmp_path, tmp_path / "c", CONFIG=str(missing))
     assert no_config.returncode == 2
-    assert f"CONFIG: no such training config: {missing}" in no_config.stderr
+    assert f"CONFIG: no such training config: {missing} (a TOML file, or an example config by name: base, " in no_config.stderr
     assert not (tmp_path / "c").exists()
 
 
@@ -211,16 +211,18 @@ def test_python_api_example(tmp_path):
 
 
 @pytest.mark.slow
-def test_small_training_config_trains(cli, tmp_path):
-    """examples/train_small.toml as written (preset, losses, groups, optimiser), on tiny clips for 2 steps.
+def test_small_training_config_trains(cli, tmp_path, monkeypatch):
+    """The example config `small` as written (preset, losses, groups, optimiser), on tiny clips for 2 steps,
+    found by name from a directory that is not the repository.
 
-    (train_tiny.toml runs in the README test; train_wan_1.3b.toml needs a local Wan directory and
-    GPUs, so tests/test_train_config.py only validates it.)
+    (`tiny` runs in the README test; `wan2.1-1.3b` needs a local Wan directory and GPUs, so
+    tests/test_train_config.py only validates it.)
     """
     from mvt4g.synth.pipeline import SynthSettings, synthesize
 
     synthesize(SynthSettings(views=2, frames=5, height=16, width=16, points=32), tmp_path / "synth", 2)
-    result = cli("train", "--config", str(EXAMPLES / "train_small.toml"), "--data", str(tmp_path / "synth"),
+    monkeypatch.chdir(tmp_path)
+    result = cli("train", "--config", "small", "--data", str(tmp_path / "synth"),
                  "--out", str(tmp_path / "run"), "--steps", "2", "--set", "data.frames=5", "--set", "data.height=16",
                  "--set", "data.width=16", "--set", "train.batch_size=1", "--set", "train.threads=1", "--json")  # fmt: skip
     assert result.code == 0, result.stderr

@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 from mvt4g.errors import ConfigError
 from mvt4g.train.builders import lr_factor, resolve_model_config
 from mvt4g.train.config import (
+    CONFIGS_DIR,
     TrainConfig,
+    config_names,
+    find_config,
     all_keys,
     apply_overrides,
     diff_keys,
@@ -22,7 +25,7 @@ from mvt4g.train.config import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((REPO / "examples").glob("train_*.toml"))
+EXAMPLES = sorted((REPO / "mvt4g" / "train" / "configs").glob("*.toml"))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
@@ -34,7 +37,37 @@ def test_examples_load_and_validate(path):
 
 
 def test_example_files_exist():
-    assert {p.name for p in EXAMPLES} == {"train_tiny.toml", "train_small.toml", "train_wan_1.3b.toml"}
+    assert config_names() == ["base", "mvtrack4gen", "small", "tiny", "wan2.1-1.3b"] == [p.stem for p in EXAMPLES]
+    assert not list((REPO / "examples").glob("*.toml"))  # one copy of each, the packaged one
+
+
+def test_example_configs_by_name_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in config_names():
+        assert find_config(name) == CONFIGS_DIR / f"{name}.toml"
+        assert load_config(name) == load_config(CONFIGS_DIR / f"{name}.toml")
+    (tmp_path / "tiny").mkdir()  # a name is a name first, a path second
+    assert find_config("tiny") == CONFIGS_DIR / "tiny.toml"
+    (tmp_path / "mine.toml").write_text("[train]\nsteps = 3\n")
+    assert load_config("mine.toml").train.steps == 3
+
+
+def test_unknown_config_name_lists_the_names_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        find_config("tinny")
+    msg = str(err.value)
+    assert "no example config named 'tinny' (did you mean 'tiny'?)" in msg and "\n" not in msg
+    assert msg.endswith("(example configs: base, mvtrack4gen, small, tiny, wan2.1-1.3b)")
+    with pytest.raises(ConfigError, match="config file does not exist \\(or give an example config by name: base, "):
+        find_config("nope.toml")
+
+
+def test_cli_config_by_name_exit_2(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("train", "--config", "nope", "--out", str(tmp_path / "run"))
+    assert result.code == 2 and "example configs: base, mvtrack4gen, small, tiny, wan2.1-1.3b" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_defaults_are_the_papers():
@@ -196,13 +229,13 @@ def test_lr_schedule(schedule):
 
 
 def test_model_overrides():
-    cfg = apply_overrides(TrainConfig(), ["model.layer=2", "model.tracking_head=false", "data.frames=9",
+    cfg = apply_overrides(TrainConfig(), ["model.tap_layer=2", "model.tracking_head=false", "data.frames=9",
                                           "model.head_iterations=2"])  # fmt: skip
     mc = resolve_model_config(cfg)
     assert mc.tap_layer == 2 and not mc.use_tracking_head and mc.video.frames == 9
     assert mc.tracking_head["iterations"] == 2
     with pytest.raises(ConfigError, match="tap_layer 7"):
-        resolve_model_config(apply_overrides(TrainConfig(), ["model.layer=7"]))
+        resolve_model_config(apply_overrides(TrainConfig(), ["model.tap_layer=7"]))
     with pytest.raises(ConfigError, match="4k\\+1"):
         resolve_model_config(apply_overrides(TrainConfig(), ["data.frames=10"]))
 
@@ -238,3 +271,30 @@ def test_gradient_checkpointing_defaults_to_the_models_own_setting(tmp_path):
         path = tmp_path / "c.toml"
         path.write_text(to_toml(cfg))
         assert load_config(path).model.gradient_checkpointing == value
+
+
+def test_tap_layer_unset_is_the_presets_and_round_trips(tmp_path):
+    cfg = TrainConfig()
+    assert cfg.model.tap_layer is None
+    assert resolve_model_config(cfg).tap_layer == resolve_model_config(apply_overrides(TrainConfig(), [])).tap_layer
+    text = to_toml(cfg)
+    assert "# tap_layer: unset" in text and "tap_layer =" not in text
+    assert load_config(_write(tmp_path / "a.toml", text)) == cfg
+    assert apply_overrides(TrainConfig(), ["model.tap_layer=0"]).validate().model.tap_layer == 0
+    with pytest.raises(ConfigError, match="model.tap_layer must be >= 0 \\(leave it out for the preset's\\)"):
+        apply_overrides(TrainConfig(), ["model.tap_layer=-1"]).validate()
+    with pytest.raises(ConfigError, match="model.tap_layer must be an integer, got 'x'"):
+        apply_overrides(TrainConfig(), ["model.tap_layer=x"])
+    with pytest.raises(ConfigError, match="did you mean 'model.tap_layer'"):
+        apply_overrides(TrainConfig(), ["model.layer=2"])
+
+
+def test_old_key_model_layer_still_loads(tmp_path):
+    """Run directories written before the rename hold `layer = -1` (the preset's) or `layer = N`."""
+    assert load_config(_write(tmp_path / "a.toml", "[model]\nlayer = -1\n")).model.tap_layer is None
+    assert load_config(_write(tmp_path / "b.toml", "[model]\nlayer = 3\n")).model.tap_layer == 3
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

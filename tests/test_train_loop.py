@@ -208,7 +208,7 @@ def test_bad_input_is_one_line_exit_2(synth, config_file, tmp_path, cli, straigh
     assert_one_line_error(cli(*train_args(config_file, synth, straight_run)), "run directory exists")
     assert_one_line_error(cli(*train_args(config_file, synth, straight_run, "--resume", "--set", "optim.lr=5e-4")),
                           "cannot resume", "optim.lr")  # fmt: skip
-    assert_one_line_error(cli("train", "--out", tmp_path / "f"), "--config FILE is required")
+    assert_one_line_error(cli("train", "--out", tmp_path / "f"), "--config is required: an example config's name or a TOML file")
     assert_one_line_error(cli("train", "--config", config_file, "prepare"), "--config goes after `prepare`")
     assert not (tmp_path / "a").exists() and not (tmp_path / "e").exists()  # nothing written on bad input
 

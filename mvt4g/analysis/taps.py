@@ -44,7 +44,7 @@ class LayerTapProcessor(TapSelfAttnProcessor):
         self._parallel_config = like._parallel_config
 
     def __call__(self, attn: Any, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        self.record = True
+        self.tap = True
         try:
             out = super().__call__(attn, hidden_states, *args, **kwargs)
             q, k = self.q, self.k

@@ -17,7 +17,11 @@ from mvt4g.cli import common
 
 app = typer.Typer(invoke_without_command=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML training config (see examples/train_tiny.toml).")]
+ConfigOpt = Annotated[
+    str | None,
+    typer.Option("--config", "-c", help="An example config by name, installed with mvt4g (e.g. tiny; an unknown name "
+                 "lists them all), or a TOML file."),
+]
 DataOpt = Annotated[
     list[Path] | None,
     typer.Option("--data", help="Clip directory or folder of clips (repeatable); replaces data.paths."),
@@ -29,7 +33,7 @@ SetOpt = Annotated[
 ]
 
 
-def _load(config: Path | None, overrides: list[str] | None, data: list[Path] | None, fallback: Path | None = None):
+def _load(config: str | None, overrides: list[str] | None, data: list[Path] | None, fallback: Path | None = None):
     from mvt4g.errors import InputError
     from mvt4g.train.config import apply_overrides, load_config
 
@@ -40,7 +44,7 @@ def _load(config: Path | None, overrides: list[str] | None, data: list[Path] | N
     elif fallback is not None:
         raise InputError("--resume without --config needs the run's config.toml, which is missing", path=fallback)
     else:
-        raise InputError("--config FILE is required (e.g. --config examples/train_tiny.toml)")
+        raise InputError("--config is required: an example config's name or a TOML file (e.g. --config tiny)")
     apply_overrides(cfg, list(overrides or []))
     if data:
         cfg.data.paths = [str(p) for p in data]
@@ -97,7 +101,11 @@ def train(
     overrides: SetOpt = None,
     no_track_head: Annotated[bool, typer.Option("--no-track-head", help="No tracking head, no L_track (paper Table 3).")] = False,
     no_corr_loss: Annotated[bool, typer.Option("--no-corr-loss", help="No L_corr (paper Table 3).")] = False,
-    layer: Annotated[int | None, typer.Option("--layer", min=0, help="DiT block whose Q/K feed the head and L_corr (0-based).")] = None,
+    tap_layer: Annotated[
+        int | None,
+        typer.Option("--tap-layer", "--layer", min=0, help="DiT block whose Q/K feed the head and L_corr (0-based; "
+                     "replaces model.tap_layer; default: the preset's)."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete an existing run in --out and start over.")] = False,
     json_out: common.JsonOpt = False,
 ) -> None:
@@ -117,15 +125,17 @@ def train(
 
     Examples:
 
-        mvt4g train --config examples/train_tiny.toml --data data/synth --out runs/tiny
+        mvt4g train --config tiny --data data/synth --out runs/tiny
 
         mvt4g train --resume --out runs/tiny --steps 400
 
-        mvt4g train -c examples/train_small.toml --set optim.lr=5e-5 --no-corr-loss
+        mvt4g train -c small --set optim.lr=5e-5 --no-corr-loss
+
+        mvt4g train -c my_config.toml --tap-layer 3
     """
     if ctx.invoked_subcommand is not None:
         given = [name for name, value in (("--config", config), ("--data", data), ("--out", out), ("--steps", steps),
-                 ("--set", overrides), ("--layer", layer)) if value] + [f for f, v in (("--resume", resume),
+                 ("--set", overrides), ("--tap-layer", tap_layer)) if value is not None and value != []] + [f for f, v in (("--resume", resume),
                  ("--no-track-head", no_track_head), ("--no-corr-loss", no_corr_loss), ("--json", json_out)) if v]  # fmt: skip
         if given:
             raise typer.BadParameter(f"{given[0]} goes after `{ctx.invoked_subcommand}`, not before it")
@@ -140,8 +150,8 @@ def train(
         cfg.train.out = str(out)
     if steps is not None:
         cfg.train.steps = steps
-    if layer is not None:
-        cfg.model.layer = layer
+    if tap_layer is not None:
+        cfg.model.tap_layer = tap_layer
     if no_track_head:
         cfg.model.tracking_head = False
     if no_corr_loss:
@@ -176,9 +186,9 @@ def prepare(
 
     Examples:
 
-        mvt4g train prepare --config examples/train_tiny.toml --data data/synth
+        mvt4g train prepare --config tiny --data data/synth
 
-        mvt4g train prepare -c examples/train_wan_1.3b.toml --device cuda:0 --json
+        mvt4g train prepare -c wan2.1-1.3b --device cuda:0 --json
     """
     import time
 

@@ -87,7 +87,8 @@ class TapSelfAttnProcessor:
     """Self-attention processor for a ``WanAttention`` (``attn1``) with a tap and camera hooks.
 
     Attributes set by the owner before each call:
-        record: keep ``q``, ``k`` (``[B, S, H, d]``) of the next call in ``self.q``, ``self.k``.
+        tap: keep ``q``, ``k`` (``[B, S, H, d]``) of the next call in ``self.q``, ``self.k`` (the
+            backbone sets it on the processor of ``config.tap_layer``; ``record`` is its old name).
         input_addition: ``[B, S, dim]`` added to the processor's input (the block's normalised,
             modulated hidden states) before the projections, or None.
         output_projector: a callable applied after ``to_out`` (ReCamMaster's projector) or None.
@@ -98,11 +99,20 @@ class TapSelfAttnProcessor:
     _parallel_config = None
 
     def __init__(self) -> None:
-        self.record = False
+        self.tap = False
         self.input_addition: torch.Tensor | None = None
         self.output_projector: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.q: torch.Tensor | None = None
         self.k: torch.Tensor | None = None
+
+    @property
+    def record(self) -> bool:
+        """Old name of :attr:`tap` (kept while callers move to ``tap``)."""
+        return self.tap
+
+    @record.setter
+    def record(self, value: bool) -> None:
+        self.tap = value
 
     def clear(self) -> None:
         """Drop recorded tensors and per-call inputs (frees memory between steps)."""
@@ -133,7 +143,7 @@ class TapSelfAttnProcessor:
         if rotary_emb is not None:
             query = apply_wan_rope(query, *rotary_emb)
             key = apply_wan_rope(key, *rotary_emb)
-        if self.record:
+        if self.tap:
             self.q, self.k = query, key
 
         out = dispatch_attention_fn(

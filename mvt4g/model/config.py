@@ -8,7 +8,9 @@ It round-trips through JSON (``to_dict`` / ``from_dict``), which is what checkpo
 
 Conventions:
     * ``tap_layer`` is a 0-based index into the DiT's blocks (the paper's "layer 18 of 30" is
-      ``blocks[18]``).
+      ``blocks[18]``). Every model has one; whether a forward pass reads it is the model's
+      ``tap`` argument, never a special index (a training config's unset ``model.tap_layer``
+      means this preset value).
     * ``token_order="target_first"`` is ReCamMaster's layout: target latent frames, then the
       reference's, along the frame axis; RoPE's frame index runs over both halves.
     * A latent frame covers ``temporal_factor`` video frames except the first, which covers

@@ -2,7 +2,8 @@
 
 Modules (each usable on its own):
 
-    config         TOML config -> typed dataclasses, ``--set`` overrides, did-you-mean errors
+    config         TOML config -> typed dataclasses, ``--set`` overrides, did-you-mean errors,
+                   the example configs by name (``configs/NAME.toml``: tiny, small, base, ...)
     data           (reference, target) pair samples, reversal, tracks and queries, step sampler
     cache          latent / Plücker / text-embedding cache keyed by its inputs
     builders       model config, model, dataset, train module, AdamW, LR schedule
@@ -15,7 +16,7 @@ Modules (each usable on its own):
 Example::
 
     from mvt4g.train import Trainer, from_dict, load_config
-    cfg = load_config("examples/train_tiny.toml")     # or from_dict({"model": {"preset": "tiny"}, ...})
+    cfg = load_config("tiny")            # an example by name, a TOML path, or from_dict({"model": {...}})
     cfg.train.steps = 50
     result = Trainer(cfg).run()          # writes cfg.train.out (see checkpointing's layout)
 """

@@ -48,8 +48,8 @@ def resolve_model_config(cfg: TrainConfig) -> ModelConfig:
     else:
         mc = preset(m.preset)
     mc = mc.replace()
-    if m.layer >= 0:
-        mc.tap_layer = m.layer
+    if m.tap_layer is not None:
+        mc.tap_layer = m.tap_layer
     mc.use_tracking_head = m.tracking_head
     if m.head_preset or m.head_iterations:
         head = {"preset": m.head_preset} if m.head_preset else dict(mc.tracking_head)

@@ -2,7 +2,7 @@
 
 A config has five sections; every key has a default, so a file only names what it changes::
 
-    [model]  preset, init, layer, tracking_head, head_preset, head_iterations,
+    [model]  preset, init, tap_layer, tracking_head, head_preset, head_iterations,
              gradient_checkpointing, autoencoder_path, text_encoder_path
     [data]   paths, frames, height, width, queries, reverse_prob, pairs, cache_dir,
              cache_plucker, cache_dtype, num_workers
@@ -13,8 +13,9 @@ A config has five sections; every key has a default, so a file only names what i
     [train]  steps, batch_size, accumulate, seed, precision, device, threads, parallel,
              log_every, checkpoint_every, keep_last, out, tensorboard
 
-Sentinels instead of "unset" (TOML has no null): ``model.layer = -1`` is the preset's tap
-layer; ``model.gradient_checkpointing = "auto"`` (or true / false) is the model's own setting
+Unset: ``model.tap_layer`` left out (``None``) is the preset's tap layer (TOML has no null, so
+:func:`to_toml` writes it as a comment); the older key ``model.layer`` still loads (``-1``: unset).
+Sentinels elsewhere: ``model.gradient_checkpointing = "auto"`` (or true / false) is the model's own setting
 (on for the wan2.1-1.3b preset, off for the small ones, ``model.init``'s saved value); ``data.frames / height / width = 0`` are the preset's video size; ``optim.decay_steps
 = 0`` is ``train.steps``; empty strings are "none". ``train.batch_size`` is the GLOBAL batch
 (samples per optimizer step over all processes and accumulation steps).
@@ -53,7 +54,8 @@ class ModelSection:
 
     preset: str = "tiny"
     init: str = ""
-    layer: int = -1
+    #: DiT block (0-based) whose Q/K feed the tracking head and L_corr; None: the preset's.
+    tap_layer: int | None = None
     tracking_head: bool = True
     head_preset: str = ""
     head_iterations: int = 0
@@ -170,7 +172,7 @@ class TrainConfig:
         for group in o.train_groups:
             _choice("optim.train_groups", group, list(GROUPS))
         checks = [
-            ("model.layer", m.layer >= -1, ">= 0 (or -1 for the preset's)"),
+            ("model.tap_layer", m.tap_layer is None or m.tap_layer >= 0, ">= 0 (leave it out for the preset's)"),
             ("model.head_iterations", m.head_iterations >= 0, ">= 0"),
             ("data.frames", d.frames >= 0, ">= 0"),
             ("data.height", d.height >= 0, ">= 0"),
@@ -277,7 +279,7 @@ def _split_key(key: str) -> tuple[str, str]:
 def _type_name(kind: Any) -> str:
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(arm) for arm in typing.get_args(kind))
+        return " or ".join(_type_name(arm) for arm in typing.get_args(kind) if arm is not type(None))
     if origin is list:
         item = typing.get_args(kind)[0]
         return "a list of " + {int: "integers", float: "numbers", bool: "booleans", str: "strings"}[item]
@@ -299,6 +301,10 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
             raise ConfigError(f"{key} must be {_type_name(kind)}, got {value!r} ({type(value).__name__})")
         (item,) = typing.get_args(kind)
         return [_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if kind is type(None):
+        if value is not None:
+            raise ConfigError(f"{key} must be unset, got {value!r}")
+        return None
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
@@ -321,6 +327,8 @@ def from_dict(data: dict[str, Any], *, source: str | Path | None = None) -> Trai
             raise ConfigError(f"{where}[{section}] must be a table of keys")
         types = _field_types(_SECTIONS[section])
         for name, value in values.items():
+            if section == "model" and name in _RENAMED and _RENAMED[name] not in values:
+                name, value = _RENAMED[name], (None if value == -1 else value)
             key = f"{section}.{name}"
             if name not in types:
                 raise ConfigError(f"{where}unknown config key {key!r}{suggest_key(key)}")
@@ -331,11 +339,42 @@ def from_dict(data: dict[str, Any], *, source: str | Path | None = None) -> Trai
     return cfg
 
 
+#: Keys of older config files, still read: ``model.layer`` (``-1`` = the preset's) is ``model.tap_layer``.
+_RENAMED = {"layer": "tap_layer"}
+
+#: The example configs installed with the package, by name (``mvt4g train --config tiny``).
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def config_names() -> list[str]:
+    """Names of the packaged example configs (``tiny``, ``small``, ``base``, ...)."""
+    return sorted(p.stem for p in CONFIGS_DIR.glob("*.toml"))
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """The config file ``--config`` means: a packaged example's name first, then a path.
+
+    An unknown name (or a missing file) is a one-line :class:`ConfigError` listing the names.
+    """
+    text = str(name_or_path)
+    names = config_names()
+    if text in names:
+        return CONFIGS_DIR / f"{text}.toml"
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if path.exists():
+        raise ConfigError("not a config file (a folder?)", path=path)
+    if "/" in text or "\\" in text or path.suffix:
+        raise ConfigError(f"config file does not exist (or give an example config by name: {', '.join(names)})",
+                          path=path)  # fmt: skip
+    raise ConfigError(f"no example config named {text!r}{_did_you_mean(text, names)} and no such file "
+                      f"(example configs: {', '.join(names)})")  # fmt: skip
+
+
 def load_config(path: str | Path) -> TrainConfig:
-    """Read a TOML config file (not yet validated: overrides come first)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("config file does not exist", path=path)
+    """Read a TOML config file, or a packaged example by name (not yet validated: overrides come first)."""
+    path = find_config(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -390,8 +429,8 @@ def override_keys(overrides: list[str]) -> set[str]:
 
 
 def toml_value(value: Any) -> str:
-    """A config value as TOML text, the way ``--set`` takes it."""
-    return _toml_value(value)
+    """A config value as TOML text, the way ``--set`` takes it (``unset`` for None)."""
+    return "unset" if value is None else _toml_value(value)
 
 
 # ---- writing ----------------------------------------------------------------------------
@@ -433,7 +472,9 @@ def to_toml(cfg: TrainConfig) -> str:
     lines = []
     for section, values in cfg.to_dict().items():
         lines.append(f"[{section}]")
-        lines.extend(f"{name} = {_toml_value(value)}" for name, value in values.items())
+        # TOML has no null: an unset key is a comment, and reads back as unset.
+        lines.extend(f"# {name}: unset" if value is None else f"{name} = {_toml_value(value)}"
+                     for name, value in values.items())  # fmt: skip
         lines.append("")
     return "\n".join(lines)
 
