@@ -20,7 +20,7 @@ _mvt4g() {
         "mvt4g traj") subs="list show" flags="--help" valopts="" pos="" ;;
         "mvt4g traj list") subs="" flags="--json --help" valopts="" pos="" ;;
         "mvt4g traj show") subs="" flags="--json --overwrite --help" valopts="--frames --angle --distance --target-depth --speed --path --camera --out --format --plot" pos="" ;;
-        "mvt4g train") subs="prepare" flags="--resume --no-track-head --no-corr-loss --overwrite --json --help" valopts="--config --data --out --steps --set --layer" pos="" ;;
+        "mvt4g train") subs="prepare" flags="--resume --no-track-head --no-corr-loss --overwrite --json --help" valopts="--config --data --out --steps --set --tap-layer --layer" pos="" ;;
         "mvt4g train prepare") subs="" flags="--json --help" valopts="--config --data --set --device" pos="" ;;
         "mvt4g generate") subs="" flags="--side-by-side --skip-existing --overwrite --json --help" valopts="--model --traj --target-cameras --camera --out --out-dir --prompt --prompt-file --steps --guidance --shift --sampler --seed --frames --size --frame-policy --fov --focal --ref-cameras --device --dtype --query-points --track-timestep" pos="" ;;
         "mvt4g eval") subs="" flags="--copy-reference --overwrite --json --help" valopts="--bench --data-root --model --videos --sequences --traj --camera-metric --pose-estimator --weights-dir --metrics --frames --size --steps --seed --device --fov --save-videos --csv --report" pos="" ;;

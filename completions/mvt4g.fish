@@ -131,6 +131,7 @@ complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g train"' -l data -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g train"' -l out -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g train"' -l steps -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g train"' -l set -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g train"' -l tap-layer -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g train"' -l layer -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g train prepare"' -l json
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g train prepare"' -l help
