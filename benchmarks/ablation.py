@@ -70,6 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mvt4g.demo import results, stages, training  # noqa: E402
 from mvt4g.demo.settings import DemoSettings, stage_key  # noqa: E402
 from mvt4g.fs.atomic import write_json_atomic, write_text_atomic  # noqa: E402
+from mvt4g.fs.jsonio import read_json  # noqa: E402
 
 #: Table 3 rows: (tracking head, L_corr).
 CONFIGS = {"i_plucker": (False, False), "ii_corr": (False, True), "iii_track": (True, False), "iv_both": (True, True)}
@@ -118,7 +119,7 @@ def cached(path: Path, key: str, work) -> tuple[dict, bool]:
     """``work()``'s result stored at ``path`` with the ``key`` it was computed for; reused while
     the key matches (an interrupted study redoes only what did not finish)."""
     if path.is_file():
-        record = json.loads(path.read_text())
+        record = read_json(path, what="stage record")
         if record.get("key") == key:
             return record["result"], True
     result = work()

@@ -145,3 +145,10 @@ def _drop_view(cams: dict, view: str) -> None:
         del cams[view]
         return
     raise AssertionError(f"no {view} in cameras.json: {list(cams)}")
+
+
+def test_dtype_choices_are_the_cores():
+    from mvt4g.analysis.runner import DTYPE_NAMES, DTYPES
+    from mvt4g.cli import analyze as analyze_cli
+
+    assert analyze_cli.DTYPE_NAMES == DTYPE_NAMES == tuple(DTYPES)

@@ -407,3 +407,11 @@ def test_model_mode_scores_the_saved_file_and_names_repeated_videos(tmp_path, ti
     assert abs(raw - made.results[0].metrics["psnr"]) > 0.05
     [warning] = made.warnings
     assert "cam03 is the same video as" in warning and "cam02" in warning and "does not depend on the target camera" in warning
+
+
+def test_cli_choices_are_the_cores_constants():
+    from mvt4g.cli import eval as eval_cli
+    from mvt4g.eval.bench import BENCH_NAMES
+    from mvt4g.eval.camera_metrics import CONVENTIONS
+
+    assert eval_cli.BENCH_NAMES == BENCH_NAMES and eval_cli.CAMERA_CONVENTIONS == CONVENTIONS

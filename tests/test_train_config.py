@@ -14,11 +14,11 @@ from mvt4g.train.builders import lr_factor, resolve_model_config
 from mvt4g.train.config import (
     CONFIGS_DIR,
     TrainConfig,
-    config_names,
-    find_config,
     all_keys,
     apply_overrides,
+    config_names,
     diff_keys,
+    find_config,
     from_dict,
     load_config,
     to_toml,

@@ -35,7 +35,9 @@ from mvt4g.errors import InputError
 from mvt4g.model.config import ModelConfig
 from mvt4g.model.lookup import resolve_model
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+#: Model dtypes ``--dtype`` offers (a literal: the CLI reads it without importing torch).
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 @dataclass

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from mvt4g.cli import common
 
-
-class Dtype(str, Enum):
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
+# The core's own list, read without importing torch (see common.core_constant).
+DTYPE_NAMES = common.core_constant("mvt4g.analysis.runner", "DTYPE_NAMES")
 
 
 def analyze(
@@ -35,7 +32,7 @@ def analyze(
     head: Annotated[str, typer.Option(help="Attention heads: mean (average of per-head attention) or one head index.")] = "mean",
     shift: Annotated[float, typer.Option(help="Sampler timestep shift (ReCamMaster: 5).")] = 5.0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
-    dtype: Annotated[Dtype, typer.Option(help="Model dtype.")] = Dtype.float32,
+    dtype: Annotated[str, typer.Option(click_type=click.Choice(DTYPE_NAMES), help="Model dtype.")] = "float32",
     threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default; 1 is fastest for tiny models).")] = 0,
     overwrite: common.OverwriteOpt = False,
     json_out: common.JsonOpt = False,
@@ -63,7 +60,12 @@ def analyze(
         mvt4g analyze --model runs/wan --layers 10-25 --pairs 2 --visualize 400,240,60 clips/*
     """
     from mvt4g.analysis.report import build_report, check_out_dir, write_outputs
-    from mvt4g.analysis.runner import AnalysisSettings, parse_visualize, plan_analysis, run_analysis
+    from mvt4g.analysis.runner import (
+        AnalysisSettings,
+        parse_visualize,
+        plan_analysis,
+        run_analysis,
+    )
     from mvt4g.errors import InputError
 
     if head != "mean":
@@ -75,7 +77,7 @@ def analyze(
         head_value = "mean"
     settings = AnalysisSettings(
         layers=layers, timesteps=timesteps, shift=shift, pairs=pairs, queries=queries, delta_px=delta,
-        heads=head_value, seed=seed, device=device, dtype=dtype.value, visualize=parse_visualize(visualize),
+        heads=head_value, seed=seed, device=device, dtype=dtype, visualize=parse_visualize(visualize),
     )  # fmt: skip
     if threads < 0:
         raise InputError(f"--threads must be >= 0, got {threads}")

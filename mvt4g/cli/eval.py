@@ -5,26 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from mvt4g.cli import common
-from mvt4g.cli.choices import LazyChoice
 
-
-def _bench_names() -> tuple[str, ...]:
-    from mvt4g.eval.bench import BENCH_NAMES
-
-    return BENCH_NAMES
-
-
-def _camera_conventions() -> tuple[str, ...]:
-    from mvt4g.eval.camera_metrics import CONVENTIONS
-
-    return CONVENTIONS
+# The core's own lists, read without importing torch/OpenCV (see common.core_constant).
+BENCH_NAMES = common.core_constant("mvt4g.eval.bench", "BENCH_NAMES")
+CAMERA_CONVENTIONS = common.core_constant("mvt4g.eval.camera_metrics", "CONVENTIONS")
 
 
 def eval_command(
-    bench: Annotated[str, typer.Option("--bench", "-b", click_type=LazyChoice(_bench_names), help="Benchmark.")],
+    bench: Annotated[str, typer.Option("--bench", "-b", click_type=click.Choice(BENCH_NAMES), help="Benchmark.")],
     data_root: Annotated[
         Path,
         typer.Option(help="DAVIS 2017 folder, DyCheck iPhone sequence (or folder of them), or synth clip(s)."),
@@ -45,7 +37,7 @@ def eval_command(
     ] = None,
     camera_metric: Annotated[
         str,
-        typer.Option(click_type=LazyChoice(_camera_conventions),
+        typer.Option(click_type=click.Choice(CAMERA_CONVENTIONS),
                      help="Camera-error convention: camctrl (the papers' tables: sums over frames, radians) "
                      "or mean (per frame, degrees)."),
     ] = "camctrl",
@@ -115,9 +107,23 @@ def eval_command(
     """
     from mvt4g.errors import InputError
     from mvt4g.eval.bench import open_bench, parse_names
-    from mvt4g.eval.report import check_something_scored, csv_text, json_ready, markdown_report, problem_lines
-    from mvt4g.eval.report import run_report, source_line
-    from mvt4g.eval.runner import CopySource, EvalSettings, FolderSource, ModelSource, parse_metrics, run_eval
+    from mvt4g.eval.report import (
+        check_something_scored,
+        csv_text,
+        json_ready,
+        markdown_report,
+        problem_lines,
+        run_report,
+        source_line,
+    )
+    from mvt4g.eval.runner import (
+        CopySource,
+        EvalSettings,
+        FolderSource,
+        ModelSource,
+        parse_metrics,
+        run_eval,
+    )
     from mvt4g.fs.atomic import check_output_path, write_text_atomic
 
     if (model is not None) + (videos is not None) + copy_reference != 1:

@@ -227,8 +227,8 @@ def problem_lines(result, *, explicit: bool) -> list[tuple[str, str]]:
         for group, reason in r.skipped.items():
             failures.setdefault(group, []).append(f"{r.sequence}/{r.trajectory}: {reason}")
     for group, reasons in failures.items():
-        lines.append(("warning", f"{group} skipped for {len(reasons)} of {len(result.results)} video(s) "
-                                 f"(first: {reasons[0]})"))  # fmt: skip
+        counted = f"{group} skipped for {len(reasons)} of {len(result.results)} video(s)"
+        lines.append(("warning", f"{counted} (first: {reasons[0]})"))
     lines += [("warning", line) for line in getattr(result, "warnings", [])]
     return lines
 

@@ -23,13 +23,13 @@ frame (the earlier one at a tie), so ``tracks.npz`` has one entry per video fram
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
 from mvt4g.errors import InputError
+from mvt4g.fs.jsonio import read_json
 
 _GRID = re.compile(r"^grid(?::(\d+)x(\d+))?$", re.IGNORECASE)
 
@@ -55,12 +55,12 @@ def _table_from_file(path: Path) -> np.ndarray:
         if suffix == ".npy":
             return np.load(path, allow_pickle=False).astype(np.float64)
         if suffix == ".json":
-            return np.asarray(json.loads(path.read_text()), dtype=np.float64)
+            return np.asarray(read_json(path, what="query-point table", expect=list), dtype=np.float64)
         rows = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
         return np.asarray([[float(v) for v in re.split(r"[,\s]+", ln.strip())] for ln in rows], dtype=np.float64)
     except InputError:
         raise
-    except (OSError, ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise InputError(f"not a readable query-point table ({type(exc).__name__}: {exc})".splitlines()[0], path=path) from None
 
 

@@ -30,7 +30,6 @@ the step restores the data position.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -43,6 +42,7 @@ from torch import nn
 
 from mvt4g.errors import InputError
 from mvt4g.fs.atomic import write_json_atomic
+from mvt4g.fs.jsonio import read_json
 
 STATE_FORMAT = "mvt4g-train-state"
 STATE_VERSION = 1
@@ -181,10 +181,10 @@ class Checkpointer:
         if not all((path / rel).is_file() for rel in _REQUIRED):
             return None
         try:
-            state = json.loads((path / STATE_NAME).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            state = read_json(path / STATE_NAME, what="checkpoint state")
+        except InputError:  # unreadable, not JSON or not an object: not a valid checkpoint
             return None
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or int(state.get("format_version", 0)) > STATE_VERSION:
+        if state.get("format") != STATE_FORMAT or int(state.get("format_version", 0)) > STATE_VERSION:
             return None
         return state
 

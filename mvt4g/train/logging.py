@@ -48,8 +48,10 @@ def truncate_metrics(path: Path, last_step: int) -> None:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a ``metrics.jsonl`` file."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The records of a ``metrics.jsonl`` file (one-line InputError for a missing or broken one)."""
+    from mvt4g.fs.jsonio import read_jsonl
+
+    return read_jsonl(path, what="metrics log")
 
 
 class MetricsLogger:
