@@ -2,7 +2,7 @@
 
 :class:`TapSelfAttnProcessor` replaces diffusers' ``WanAttnProcessor`` on a block's ``attn1``.
 It computes the same thing (``to_q/to_k/to_v`` -> RMSNorm across heads -> split heads -> RoPE ->
-scaled dot-product attention -> ``to_out``) and, when recording, keeps the query and key
+scaled dot-product attention -> ``to_out``) and, when tapped, keeps the query and key
 after RMSNorm and RoPE (the tensors handed to the attention kernel). It also carries the two
 hooks the camera conditioning needs: an additive term on its input and an optional
 projector on its output (ReCamMaster's injection points), so one processor serves every
@@ -88,7 +88,7 @@ class TapSelfAttnProcessor:
 
     Attributes set by the owner before each call:
         tap: keep ``q``, ``k`` (``[B, S, H, d]``) of the next call in ``self.q``, ``self.k`` (the
-            backbone sets it on the processor of ``config.tap_layer``; ``record`` is its old name).
+            backbone sets it on the processor of ``config.tap_layer``).
         input_addition: ``[B, S, dim]`` added to the processor's input (the block's normalised,
             modulated hidden states) before the projections, or None.
         output_projector: a callable applied after ``to_out`` (ReCamMaster's projector) or None.
@@ -104,15 +104,6 @@ class TapSelfAttnProcessor:
         self.output_projector: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.q: torch.Tensor | None = None
         self.k: torch.Tensor | None = None
-
-    @property
-    def record(self) -> bool:
-        """Old name of :attr:`tap` (kept while callers move to ``tap``)."""
-        return self.tap
-
-    @record.setter
-    def record(self, value: bool) -> None:
-        self.tap = value
 
     def clear(self) -> None:
         """Drop recorded tensors and per-call inputs (frees memory between steps)."""

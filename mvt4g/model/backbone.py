@@ -125,7 +125,7 @@ class CameraConditionedWan(nn.Module):
         timestep_proj = timestep_proj.unflatten(1, (6, -1))
 
         cam_context = self.camera.prepare(layout, batch, plucker=plucker, pose=camera_pose)
-        tap_layer = self.config.tap_layer if tap else -1
+        tap_layer = self.config.tap_layer if tap else None
         use_ckpt = self.gradient_checkpointing and torch.is_grad_enabled()
         try:
             for index in range(len(wan.blocks)):
@@ -135,7 +135,7 @@ class CameraConditionedWan(nn.Module):
                 else:
                     hidden = self._run_block(index, layout, index == tap_layer, *args)
             tapped = None
-            if tap_layer >= 0:
+            if tap_layer is not None:
                 proc = self.processor(tap_layer)
                 tapped = AttentionTap(q=layout.sequence_to_views(proc.q), k=layout.sequence_to_views(proc.k))
         finally:
@@ -152,7 +152,7 @@ class CameraConditionedWan(nn.Module):
         self,
         index: int,
         layout: TokenLayout,
-        record: bool,
+        tap: bool,
         hidden: torch.Tensor,
         context: torch.Tensor,
         timestep_proj: torch.Tensor,
@@ -162,7 +162,7 @@ class CameraConditionedWan(nn.Module):
         # Everything block-specific is set here (not outside) so a checkpoint's recomputation
         # sees the same camera term as the first pass.
         proc = self.processor(index)
-        proc.record = record
+        proc.tap = tap
         proc.input_addition = self.camera.block_input(index, cam_context, layout)
         proc.output_projector = self.camera.output_projector(index)
         try:
