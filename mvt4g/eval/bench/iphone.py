@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mvt4g.camera.rig import ViewCameras
 from mvt4g.errors import InputError
-from mvt4g.eval.bench import BenchItem, Benchmark, select
+from mvt4g.eval.bench.items import BenchItem, Benchmark, select
 from mvt4g.io.datasets import DycheckSequence
 
 #: Downsampling factors tried in this order (DyCheck evaluates at 2x).

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mvt4g.errors import InputError
-from mvt4g.eval.bench import BenchItem, Benchmark, select
+from mvt4g.eval.bench.items import BenchItem, Benchmark, select
 from mvt4g.eval.covisibility import covisible_mask, synthetic_regions
 from mvt4g.io.clip import Clip, read_clip
 
