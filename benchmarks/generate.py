@@ -116,7 +116,7 @@ def section_end_to_end(steps: int) -> list[dict]:
     from mvt4g.model.checkpoint import save_pretrained
     from mvt4g.sample.batch import plan_jobs, run_jobs
     from mvt4g.sample.reference import ReferenceOptions, plan_reference
-    from mvt4g.sample.targets import parse_trajectories
+    from mvt4g.sample.targets import trajectory_targets
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,7 +132,7 @@ def section_end_to_end(steps: int) -> list[dict]:
             start = time.perf_counter()
             pipe = GeneratePipeline(tmp / "tiny", device="cpu")
             opts = ReferenceOptions(frames=frames, height=32, width=32)
-            jobs = plan_jobs([plan_reference(source, opts)], parse_trajectories(["arc-left"]),
+            jobs = plan_jobs([plan_reference(source, opts)], trajectory_targets(["arc-left"]),
                              out_dir=tmp / f"out{frames}", size=(32, 32), token_stride=4)  # fmt: skip
             (outcome,) = run_jobs(pipe, jobs, opts, settings=SamplingSettings(steps=steps))
             total = time.perf_counter() - start

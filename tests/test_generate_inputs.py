@@ -21,7 +21,7 @@ from mvt4g.sample.queries import (
     to_latent_queries,
 )
 from mvt4g.sample.reference import ReferenceOptions, plan_reference, read_reference
-from mvt4g.sample.targets import parse_trajectories, target_cameras
+from mvt4g.sample.targets import trajectory_targets, target_cameras
 
 
 @pytest.fixture
@@ -87,28 +87,28 @@ def test_reference_camera_file_is_indexed_like_the_frames(short_video, tmp_path)
         plan_reference(short_video, ReferenceOptions(9, 32, 32, camera_file=str(tmp_path / "missing.json")))
 
 
-def test_parse_trajectories(tmp_path, shared_data):
-    trajs = parse_trajectories(["arc-left,zoom-in", "pan-right"])
+def test_trajectory_targets(tmp_path, shared_data):
+    trajs = trajectory_targets(["arc-left,zoom-in", "pan-right"])
     assert [t.name for t in trajs] == ["arc-left", "zoom-in", "pan-right"]
     assert np.allclose(trajs[0].poses(17)[0], preset_trajectory("arc-left", 17))
     with pytest.raises(InputError) as err:
-        parse_trajectories(["arc-lft"])
+        trajectory_targets(["arc-lft"])
     assert all(name in str(err.value) for name in PRESET_NAMES)
     with pytest.raises(InputError, match="share output names"):
-        parse_trajectories(["arc-left", "arc-left"])
+        trajectory_targets(["arc-left", "arc-left"])
     with pytest.raises(InputError, match="no such trajectory file"):
-        parse_trajectories(["missing.json"])
+        trajectory_targets(["missing.json"])
     f = tmp_path / "my path.json"
     f.write_text(json.dumps(trajectory_json("x", preset_trajectory("tilt-up", 81))))
-    (t,) = parse_trajectories([str(f)])
+    (t,) = trajectory_targets([str(f)])
     poses, note = t.poses(17)
     assert t.name == "my_path" and poses.shape == (17, 4, 4) and "resampled to 17" in note
     assert np.allclose(poses[-1], preset_trajectory("tilt-up", 81)[-1])
     ext = shared_data / "recammaster_example" / "camera_extrinsics.json"
-    (t,) = parse_trajectories([str(ext)], camera="cam09")
+    (t,) = trajectory_targets([str(ext)], camera="cam09")
     assert t.name == "camera_extrinsics-cam09" and t.file_poses.shape == (81, 4, 4)
     with pytest.raises(InputError, match="--camera"):
-        parse_trajectories(["arc-left"], camera="cam09")
+        trajectory_targets(["arc-left"], camera="cam09")
 
 
 def test_query_points(tmp_path):
@@ -170,13 +170,13 @@ def test_target_cameras_are_absolute_in_the_reference_world(synth_clip, tmp_path
     from mvt4g.io.clip import read_clip
     from mvt4g.model.conditioning import pair_cameras
     from mvt4g.sample.reference import PreparedReference
-    from mvt4g.sample.targets import parse_target_cameras
+    from mvt4g.sample.targets import camera_targets
 
     clip = read_clip(synth_clip)
     cams = synth_clip / "cameras" / "cameras.json"
     opts = ReferenceOptions(5, 16, 24, camera_file=f"{cams}:cam01")
     ref = read_reference(plan_reference(clip.videos["cam01"], opts), opts)
-    targets = parse_target_cameras([f"{cams}:cam02", f"{cams}:cam03"])
+    targets = camera_targets([f"{cams}:cam02", f"{cams}:cam03"])
     assert [t.name for t in targets] == ["cam02", "cam03"]
     for view, target in zip(("cam02", "cam03"), targets, strict=True):
         cameras, c2w, note = target.cameras_for(ref)
@@ -200,16 +200,16 @@ def test_target_cameras_are_absolute_in_the_reference_world(synth_clip, tmp_path
     extr.write_text(json.dumps(recammaster_extrinsics_dict({v: clip.cameras[v].c2w for v in ("cam01", "cam02")})))
     opts = ReferenceOptions(5, 16, 24, camera_file=f"{extr}:cam01")
     ref = read_reference(plan_reference(clip.videos["cam01"], opts), opts)
-    [target] = parse_target_cameras([f"{extr}:cam02"])
+    [target] = camera_targets([f"{extr}:cam02"])
     cameras, c2w, _ = target.cameras_for(ref)
     np.testing.assert_allclose(c2w, relative_to(clip.cameras["cam02"].c2w, clip.cameras["cam01"].c2w[0]), atol=2e-4)
     np.testing.assert_allclose(cameras.K, np.repeat(ref.cameras.K[:1], 5, axis=0))
 
     # Bad input: an unknown view, a repeated name, no reference world.
     with pytest.raises(InputError, match="no view 'cam09'"):
-        parse_target_cameras([f"{cams}:cam09"])
+        camera_targets([f"{cams}:cam09"])
     with pytest.raises(InputError, match="share output names: cam02"):
-        parse_target_cameras([f"{cams}:cam02", f"{extr}:cam02"])
+        camera_targets([f"{cams}:cam02", f"{extr}:cam02"])
     static = ReferenceOptions(5, 16, 24)
     with pytest.raises(InputError, match="needs --ref-cameras"):
         target.cameras_for(read_reference(plan_reference(clip.videos["cam01"], static), static))

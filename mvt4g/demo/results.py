@@ -28,7 +28,7 @@ def generate_videos(settings: DemoSettings, model_dir: Path, heldout: list[Path]
     from mvt4g.sample.pipeline import GeneratePipeline
     from mvt4g.sample.reference import ReferenceOptions, plan_reference
     from mvt4g.sample.sampler import SamplingSettings
-    from mvt4g.sample.targets import parse_trajectories
+    from mvt4g.sample.targets import trajectory_targets
 
     config = read_config(model_dir)
     size = (settings.height, settings.width)
@@ -40,7 +40,7 @@ def generate_videos(settings: DemoSettings, model_dir: Path, heldout: list[Path]
         options = ReferenceOptions(frames=settings.frames, height=size[0], width=size[1], frame_policy="trim",
                                    camera_file=f"{scene / 'cameras' / 'cameras.json'}:cam01")  # fmt: skip
         plan = plan_reference(scene / "videos" / "cam01.mp4", options)
-        jobs = plan_jobs([plan], parse_trajectories(list(TRAJECTORIES)), out_dir=out / scene.name,
+        jobs = plan_jobs([plan], trajectory_targets(list(TRAJECTORIES)), out_dir=out / scene.name,
                          query_spec="grid:4x4" if tracks else None, size=size, token_stride=config.token_stride,
                          overwrite=True)  # fmt: skip
         batches.append((scene.name, options, jobs))
@@ -48,7 +48,7 @@ def generate_videos(settings: DemoSettings, model_dir: Path, heldout: list[Path]
     if settings.real_video is not None:
         options = ReferenceOptions(frames=settings.frames, height=size[0], width=size[1], frame_policy="trim")
         plan = plan_reference(settings.real_video, options)
-        jobs = plan_jobs([plan], parse_trajectories([REAL_TRAJECTORY]), out_dir=out / "real", size=size,
+        jobs = plan_jobs([plan], trajectory_targets([REAL_TRAJECTORY]), out_dir=out / "real", size=size,
                          token_stride=config.token_stride, overwrite=True)  # fmt: skip
         batches.append(("real", options, jobs))
     else:
@@ -61,7 +61,7 @@ def generate_videos(settings: DemoSettings, model_dir: Path, heldout: list[Path]
         for outcome in outcomes:
             done += 1
             progress(done, total)
-            row = {"source": name, "reference": str(outcome.job.reference.path), "trajectory": outcome.job.trajectory.name,
+            row = {"source": name, "reference": str(outcome.job.reference.path), "trajectory": outcome.job.target.name,
                    "ok": outcome.ok, "seconds": round(outcome.seconds, 2)}  # fmt: skip
             if outcome.ok:
                 row["video"] = str(outcome.job.paths.video)

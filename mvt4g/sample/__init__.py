@@ -31,8 +31,6 @@ _EXPORTS = {
     "read_reference": "reference", "DEFAULT_FOCAL_MM": "reference", "read_camera_file": "reference",
     "Target": "targets", "trajectory_targets": "targets", "camera_targets": "targets", "target_cameras": "targets",
     "absolute_target_cameras": "targets",
-    # former names (still used by eval/bench and demo)
-    "TargetTrajectory": "targets", "parse_trajectories": "targets", "parse_target_cameras": "targets",
     "grid_queries": "queries", "load_query_points": "queries",
     "plan_jobs": "batch", "run_jobs": "batch", "item_paths": "batch",
 }  # fmt: skip

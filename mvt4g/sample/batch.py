@@ -96,11 +96,6 @@ class GenerateJob:
     def label(self) -> str:
         return f"{self.reference.stem}/{self.target.name}"
 
-    @property
-    def trajectory(self) -> Target:
-        """Former name of :attr:`target` (demo/results.py reads it)."""
-        return self.target
-
 
 @dataclass
 class JobOutcome:

@@ -97,11 +97,6 @@ def camera_targets(specs: list[str], taken: list[Target] = ()) -> list[Target]:
     return out
 
 
-# Former names, still used outside sample/ (eval/bench/davis.py, demo/results.py, benchmarks/).
-TargetTrajectory = Target
-parse_trajectories = trajectory_targets
-parse_target_cameras = camera_targets
-
 
 def absolute_target_cameras(reference, camera) -> tuple[ViewCameras, str | None]:
     """An absolute camera (:class:`~mvt4g.camera.trajectory_files.CameraFile`, poses in the reference camera file's world) as target

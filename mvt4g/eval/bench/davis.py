@@ -30,7 +30,7 @@ import numpy as np
 from mvt4g.camera.rig import ViewCameras
 from mvt4g.camera.trajectories import RECAMMASTER_CAMERAS
 from mvt4g.errors import InputError
-from mvt4g.eval.bench import BenchItem, Benchmark, select
+from mvt4g.eval.bench.items import BenchItem, Benchmark, select
 from mvt4g.io.datasets import DavisDataset
 
 DEFAULT_SPLIT = "val"
@@ -59,7 +59,7 @@ class DavisBench(Benchmark):
         fov_deg: float | None = None,
     ):
         from mvt4g.sample.reference import ReferenceOptions
-        from mvt4g.sample.targets import parse_trajectories
+        from mvt4g.sample.targets import trajectory_targets
 
         self.root = Path(data_root)
         self.dataset = DavisDataset(self.root)
@@ -67,7 +67,7 @@ class DavisBench(Benchmark):
         self.sequence_names = select(listed, sequences, "DAVIS sequence", self.dataset.frames_root)
         for seq in self.sequence_names:
             self.dataset.sequence(seq)  # names the missing frame folder now, before any work
-        self.trajectories = parse_trajectories(trajectories or default_trajectories())
+        self.trajectories = trajectory_targets(trajectories or default_trajectories())
         # Checked here so a bad --fov fails before any work (same rules as generate's).
         self.options = ReferenceOptions(frames=1, height=1, width=1, fov_deg=fov_deg)
 
