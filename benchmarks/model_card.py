@@ -1,7 +1,7 @@
 """Ship a trained model: fp16 weights, SHA-256, held-out metrics against copying, pictures, a model card.
 
     python benchmarks/model_card.py --run runs/base --name base --heldout data/heldout \
-        --out mvt4g/model/shipped/base --recipe examples/base_model.toml
+        --out mvt4g/model/shipped/base --recipe base
 
 Steps:
   1. the run's latest weights (RUN/model) are stored in float16 in OUT (config.json +
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", required=True)
     ap.add_argument("--heldout", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--recipe", type=Path, required=True)
+    ap.add_argument("--recipe", required=True, help="the run's train config: a packaged name (base) or a path")
     ap.add_argument("--init", default="", help="shipped model the run fine-tuned")
     ap.add_argument("--train-data", default="512 scenes, 4 views x 9 frames, 32x32, 2 objects")
     ap.add_argument("--heldout-data", default="8 scenes, 4 views + 8 preset views x 9 frames, 32x32, 2 objects")
@@ -221,12 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     hist = loss_plot(args.run, args.out)
     samples_plot(kept, args.out)
     cfg_text = (args.run / "config.toml").read_text()
-    from mvt4g.train.config import tomllib  # tomli on Python 3.10
+    from mvt4g.train.config import find_config, tomllib  # tomli on Python 3.10
 
     cfg = tomllib.loads(cfg_text)
     wall = sum(h.get("step_s", 0.0) for h in hist) * cfg["train"]["log_every"] / 60  # logged steps sample the run
     card = {
-        "name": args.name, "sha256": sha, "file": "model.safetensors", "recipe": str(args.recipe),
+        "name": args.name, "sha256": sha, "file": "model.safetensors", "recipe": args.recipe,
         "init": args.init, "steps": hist[-1]["step"], "batch_size": cfg["train"]["batch_size"],
         "wall_time_min": wall, "hardware": f"{os.cpu_count()} CPU cores ({platform.machine()}), torch CPU",
         "data": {"train_seed": args.train_seed, "train": args.train_data, "heldout_seed": args.heldout_seed,
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "card_seconds": round(time.perf_counter() - start, 1),
     }  # fmt: skip
     (args.out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    (args.out / "MODEL_CARD.md").write_text(markdown(card, args.recipe.read_text()))
+    (args.out / "MODEL_CARD.md").write_text(markdown(card, find_config(args.recipe).read_text()))
     if args.json:
         print(json.dumps(card, indent=2))
     else:

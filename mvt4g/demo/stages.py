@@ -21,7 +21,7 @@ Progress = Callable[[int, int], None]
 TRAJECTORIES = ("arc-left", "zoom-in")
 TRACKS_SCENE = {"views": 3, "frames": 9, "height": 96, "width": 160, "points": 512}
 HELDOUT_SEED_OFFSET = 1000
-#: Scene distribution of the shipped base's training data (examples/base_model.toml), so the
+#: Scene distribution of the shipped base's training data (packaged config ``base``), so the
 #: fine-tunes and the evaluation stay on what the base has learnt.
 SCENE_DISTRIBUTION = {"points": 256, "num_objects": 2}
 

@@ -30,7 +30,7 @@ MIN_STEPS = CALIBRATION_STEPS + 2
 def finetune_config(clips: list[Path], out: Path, init: Path, *, method: bool, frames: int, height: int, width: int,
                     seed: int, threads: int) -> TrainConfig:  # fmt: skip
     """Fine-tuning from the base with the paper's scope (self-attention, camera modules, tracking
-    head) and the shipped MVTrack4Gen recipe's optimiser (examples/mvtrack4gen.toml).
+    head) and the shipped MVTrack4Gen recipe's optimiser (packaged config ``mvtrack4gen``).
     ``method``: L_diff + 0.01 L_track + 0.01 L_corr; otherwise L_diff alone (the baseline)."""
     return from_dict({
         "model": {"init": str(init), "tracking_head": method},
