@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import parser, report
 
 from mvt4g.io.clip import read_clip
-from mvt4g.tracks.flow import FlowConfig
-from mvt4g.tracks.flowtrack import flow_tracks
+from mvt4g.tracks.exact.pipeline import geometry_tracks
+from mvt4g.tracks.flow.config import FlowConfig
+from mvt4g.tracks.flow.pipeline import flow_tracks
 from mvt4g.tracks.format import TrackSet, read_tracks
-from mvt4g.tracks.geometry import geometry_tracks
 from mvt4g.tracks.metrics import mean_scores, score_tracks
 from mvt4g.tracks.planar import planar_scene
 from mvt4g.tracks.queries import grid_queries

@@ -1,5 +1,5 @@
 """The weight-free flow method: chained flow, plane-sweep association, and the whole method on a
-real image seen by moving cameras (mvt4g.tracks.flow/stereo/mvs/flowtrack/planar)."""
+real image seen by moving cameras (mvt4g.tracks.flow, mvt4g.tracks.projection, mvt4g.tracks.planar)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mvt4g.camera import Intrinsics, look_at
-from mvt4g.tracks.flow import FlowConfig, chain_tracks, view_flows
-from mvt4g.tracks.flowtrack import (
-    association_frame,
+from mvt4g.tracks.flow.chains import chain_tracks
+from mvt4g.tracks.flow.config import FlowConfig
+from mvt4g.tracks.flow.epipolar import (
     epipolar_distance,
-    flow_tracks,
     fundamental,
     onto_epipolar_line,
 )
+from mvt4g.tracks.flow.optical_flow import view_flows
+from mvt4g.tracks.flow.pipeline import association_frame, flow_tracks
+from mvt4g.tracks.flow.sweep_geometry import plane_homography, plane_points, world_down
 from mvt4g.tracks.format import TrackSet
 from mvt4g.tracks.metrics import score_tracks
 from mvt4g.tracks.planar import planar_scene
+from mvt4g.tracks.projection import relative_pose
 from mvt4g.tracks.queries import grid_queries
-from mvt4g.tracks.stereo import (
-    plane_homography,
-    plane_points,
-    relative_pose,
-    world_down,
-)
 
 
 def _texture(shared_data) -> np.ndarray:
@@ -144,13 +141,8 @@ def test_a_single_view_gets_temporal_tracks_only(shared_data):
 
 def test_triangulating_a_static_track_recovers_its_point():
     from mvt4g.camera import ViewCameras
-    from mvt4g.tracks.static import (
-        parallax,
-        project_all,
-        rays,
-        triangulate,
-        verify_in_view,
-    )
+    from mvt4g.tracks.flow.static_points import parallax, verify_in_view
+    from mvt4g.tracks.projection import project_all, rays, triangulate
 
     K = Intrinsics.from_fov(50.0, 80, 48).K
     poses = np.stack([look_at([0.2 * t, -1.0, -4.0], [0, 0, 0]) for t in range(6)])
@@ -175,8 +167,8 @@ def test_triangulating_a_static_track_recovers_its_point():
 
 def test_static_points_are_retriangulated_from_every_view_that_sees_them():
     from mvt4g.camera import ViewCameras
-    from mvt4g.tracks.flowtrack import refine_static
-    from mvt4g.tracks.static import project_all
+    from mvt4g.tracks.flow.static_points import refine_static
+    from mvt4g.tracks.projection import project_all
 
     K = Intrinsics.from_fov(50.0, 80, 48).K
     still = np.stack([look_at([0.0, -1.0, -4.0], [0, 0, 0])] * 4)  # a camera that stands: no depth
@@ -196,7 +188,7 @@ def test_static_points_are_retriangulated_from_every_view_that_sees_them():
 
 
 def test_first_run_keeps_the_unbroken_stretch_through_the_start_frame():
-    from mvt4g.tracks.static import first_run
+    from mvt4g.tracks.flow.static_points import first_run
 
     ok = np.array([[1, 1, 0, 1, 1], [0, 1, 1, 1, 0], [1, 0, 1, 1, 1], [0, 0, 0, 0, 1]], bool)
     got = first_run(ok, np.array([0, 2, 4, 4]))
@@ -227,7 +219,8 @@ def test_lost_chains_are_picked_up_again_by_direct_flow(shared_data):
 
 def test_multiview_static_fit_recovers_static_points_and_rejects_moving_ones():
     from mvt4g.camera import ViewCameras
-    from mvt4g.tracks.static import fit_multiview, project_all
+    from mvt4g.tracks.flow.static_points import fit_multiview
+    from mvt4g.tracks.projection import project_all
 
     K = Intrinsics.from_fov(50.0, 80, 48).K
     still = np.stack([look_at([0.0, -1.0, -4.0], [0, 0, 0])] * 5)  # no own parallax
@@ -273,7 +266,7 @@ def test_lost_points_that_followed_the_sweep_plane_get_its_projection(shared_dat
 
 
 def test_plane_sweep_rival_is_the_best_score_away_from_the_winner():
-    from mvt4g.tracks.mvs import _NEAR, _refine
+    from mvt4g.tracks.flow.association import _NEAR, _refine
 
     rng = np.random.default_rng(1)
     agg = rng.uniform(-1, 1, (13, 5, 7)).astype(np.float32)
@@ -320,7 +313,10 @@ def _moving_rig(T: int = 6):
 
 
 def test_moving_points_are_triangulated_frame_by_frame_and_outliers_drop_out():
-    from mvt4g.tracks.dynamic import project_per_frame, triangulate_per_frame
+    from mvt4g.tracks.flow.dynamic_points import (
+        project_per_frame,
+        triangulate_per_frame,
+    )
 
     cams, world = _moving_rig()
     exact, front = project_per_frame(cams, world)  # [4, T, 2, 2]
@@ -337,7 +333,7 @@ def test_moving_points_are_triangulated_frame_by_frame_and_outliers_drop_out():
 
 
 def test_lost_views_of_a_moving_point_take_the_projection_of_its_triangulation():
-    from mvt4g.tracks.dynamic import dynamic_points, project_per_frame
+    from mvt4g.tracks.flow.dynamic_points import dynamic_points, project_per_frame
 
     cams, world = _moving_rig()
     exact, _ = project_per_frame(cams, world)
@@ -361,7 +357,7 @@ def test_lost_views_of_a_moving_point_take_the_projection_of_its_triangulation()
 
 
 def test_lost_chains_follow_the_local_motion_of_neighbours_that_moved_like_them():
-    from mvt4g.tracks.neighbours import last_held, neighbour_fill
+    from mvt4g.tracks.flow.neighbours import last_held, neighbour_fill
 
     T = 8
     # An object (a 5 x 5 patch of chains) turning and sliding in the image; static background
@@ -396,7 +392,7 @@ def test_lost_chains_follow_the_local_motion_of_neighbours_that_moved_like_them(
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 10), st.integers(1, 6), st.integers(0, 2**31 - 1))
 def test_last_held_matches_a_frame_by_frame_walk(T, N, seed):
-    from mvt4g.tracks.neighbours import last_held
+    from mvt4g.tracks.flow.neighbours import last_held
 
     rng = np.random.default_rng(seed)
     ok = rng.random((T, N)) < 0.6

@@ -1,4 +1,4 @@
-"""Queries, exact geometry tracks, depth tests and rigid fits (mvt4g.tracks.queries/geometry/rigid/planar)."""
+"""Queries, exact geometry tracks, depth tests and rigid fits (mvt4g.tracks.queries, mvt4g.tracks.exact, mvt4g.tracks.planar)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,14 @@ import pytest
 
 from mvt4g.camera import Intrinsics, ViewCameras, look_at
 from mvt4g.errors import InputError
+from mvt4g.tracks.exact.depth import query_depth, visible_in
+from mvt4g.tracks.exact.pipeline import geometry_tracks
+from mvt4g.tracks.exact.rigid_motion import RigidConfig, fit_rigid, kabsch
 from mvt4g.tracks.format import TrackSet
-from mvt4g.tracks.geometry import (
-    backproject,
-    geometry_tracks,
-    project,
-    query_depth,
-    visible_in,
-)
 from mvt4g.tracks.metrics import score_tracks
 from mvt4g.tracks.planar import planar_scene
+from mvt4g.tracks.projection import backproject, project
 from mvt4g.tracks.queries import grid_points, grid_queries, parse_grid, random_queries
-from mvt4g.tracks.rigid import RigidConfig, fit_rigid, kabsch
 
 
 def test_grid_is_the_papers_30x52_on_pixel_centres():

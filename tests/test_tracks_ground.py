@@ -1,4 +1,4 @@
-"""Static-scene geometry for the flow method: the world's down refined from the ground (mvt4g.tracks.ground, Associator.refine_down) and lost points placed on the static surface around them (mvt4g.tracks.local_plane)."""
+"""Static-scene geometry for the flow method: the world's down refined from the ground (mvt4g.tracks.flow.ground, Associator.refine_down) and lost points placed on the static surface around them (mvt4g.tracks.flow.local_plane)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from mvt4g.camera import Intrinsics, look_at
 from mvt4g.camera.rig import ViewCameras
 from mvt4g.synth.render import render_scene
 from mvt4g.synth.sampling import sample_scene
-from mvt4g.tracks.flow import FlowConfig
-from mvt4g.tracks.ground import GroundConfig, fit_ground, ground_plane, scene_scale
-from mvt4g.tracks.local_plane import local_plane_points, on_plane
-from mvt4g.tracks.mvs import Associator
+from mvt4g.tracks.flow.association import Associator
+from mvt4g.tracks.flow.config import FlowConfig
+from mvt4g.tracks.flow.ground import GroundConfig, fit_ground, ground_plane, scene_scale
+from mvt4g.tracks.flow.local_plane import local_plane_points, on_plane
 
 
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from mvt4g.cli import common
+from mvt4g.cli.jobs import run_jobs
 
 
 class FramesMode(str, Enum):
@@ -66,14 +66,7 @@ def plucker(
     target_size = common.parse_size(size) if size else None
     jobs = plan_plucker_jobs(sources, frames=frames.value, dtype=dtype.value, relative_to_view=relative_to,
                              size=target_size, out=out, force=force)  # fmt: skip
-    start = time.perf_counter()
-    results = []
-    with common.progress() as bar:
-        task = bar.add_task("Plücker maps", total=len(jobs))
-        for job in jobs:
-            results.append(run_plucker_job(job))
-            bar.advance(task)
-    seconds = time.perf_counter() - start
+    results, seconds = run_jobs(jobs, run_plucker_job, "Plücker maps")
     if json_out:
         common.emit_json({"outputs": results, "seconds": round(seconds, 3)})
         return

@@ -7,15 +7,22 @@ named ``score`` or ``show`` needs ``./score``).
 
 from __future__ import annotations
 
-import time
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from typer.core import TyperGroup
 
 from mvt4g.cli import common
+from mvt4g.cli.jobs import run_jobs
+
+# The core's own choices and defaults, read without importing OpenCV (see common.core_constant).
+METHODS = common.core_constant("mvt4g.tracks.compute", "METHODS")
+QUERY_FRAMES = common.core_constant("mvt4g.tracks.compute", "QUERY_FRAMES")
+QUERY_MODES = common.core_constant("mvt4g.tracks.metrics", "QUERY_MODES")
+DEFAULT_GRID = common.core_constant("mvt4g.tracks.queries", "DEFAULT_GRID")
+DEFAULT_DEPTH_TOL = common.core_constant("mvt4g.tracks.exact.depth", "DEFAULT_DEPTH_TOL")
 
 
 class _DefaultCompute(TyperGroup):
@@ -40,43 +47,31 @@ app = typer.Typer(
 )
 
 
-class Method(str, Enum):
-    auto = "auto"
-    geometry = "geometry"
-    flow = "flow"
-    plugin = "plugin"
-
-
-class QueryFrames(str, Enum):
-    first = "first"
-    all = "all"
-
-
-class QueryMode(str, Enum):
-    first = "first"
-    strided = "strided"
-
-
 @app.command("compute")
 def compute(
     clips: Annotated[list[Path], typer.Argument(help="Clip directories (videos/, cameras/, optional depth/ and masks/).")],
     method: Annotated[
-        Method,
-        typer.Option(help="auto: keep exact tracks if present, else geometry with depth, else flow."),
-    ] = Method.auto,
+        str,
+        typer.Option(
+            click_type=click.Choice(METHODS),
+            help="auto: keep exact tracks if present, else geometry with depth, else flow.",
+        ),
+    ] = METHODS[0],
     tracker: Annotated[
         str | None,
         typer.Option(help="Plug-in tracker MODULE:CALLABLE (module name or path to a .py file); implies --method plugin."),
     ] = None,
     grid: Annotated[
-        str | None, typer.Option(help="Query grid ROWSxCOLS per view and query frame (default 30x52, the paper's).")
+        str | None,
+        typer.Option(help=f"Query grid ROWSxCOLS per view and query frame (default {DEFAULT_GRID[0]}x{DEFAULT_GRID[1]}, the paper's)."),
     ] = None,
     queries: Annotated[
         int | None, typer.Option("--queries", help="N random queries over the query views and frames instead of a grid.")
     ] = None,
     query_frames: Annotated[
-        QueryFrames, typer.Option(help="Frames that get queries: the first frame, or every frame.")
-    ] = QueryFrames.first,
+        str,
+        typer.Option(click_type=click.Choice(QUERY_FRAMES), help="Frames that get queries: the first frame, or every frame."),
+    ] = QUERY_FRAMES[0],
     query_views: Annotated[
         str, typer.Option(help="Views that get queries: all, first, or a comma list of view names.")
     ] = "all",
@@ -86,7 +81,7 @@ def compute(
     seed: Annotated[int, typer.Option(help="Seed of --queries.")] = 0,
     depth_tol: Annotated[
         float, typer.Option(help="geometry: relative depth tolerance of the visibility test.")
-    ] = 0.01,
+    ] = DEFAULT_DEPTH_TOL,
     out: Annotated[
         Path | None, typer.Option(help="Output track file (one clip only). Default: CLIP/tracks.npz.")
     ] = None,
@@ -112,19 +107,13 @@ def compute(
     from mvt4g.tracks.queries import parse_grid
 
     options = TrackOptions(
-        method=method.value, tracker=tracker, grid=parse_grid(grid) if grid else None, num_queries=queries,
-        query_frames=query_frames.value, query_views=query_views, queries_from=queries_from, seed=seed,
+        method=method, tracker=tracker, grid=parse_grid(grid) if grid else None, num_queries=queries,
+        query_frames=query_frames, query_views=query_views, queries_from=queries_from, seed=seed,
         depth_tol=depth_tol,
     )
     jobs = plan_track_jobs(clips, options, out=out, overwrite=overwrite)  # checks everything before any work
-    start = time.perf_counter()
-    results = []
-    with lock_track_jobs(jobs, overwrite=overwrite) as jobs, common.progress() as bar:
-        task = bar.add_task("tracks", total=len(jobs))
-        for job in jobs:
-            results.append(run_track_job(job))
-            bar.advance(task)
-    seconds = time.perf_counter() - start
+    with lock_track_jobs(jobs, overwrite=overwrite) as jobs:
+        results, seconds = run_jobs(jobs, run_track_job, "tracks")
     if json_out:
         common.emit_json({"clips": results, "seconds": round(seconds, 3)})
         return
@@ -147,8 +136,12 @@ def score(
     pred: Annotated[Path, typer.Argument(help="Predicted tracks (.npz).")],
     gt: Annotated[Path, typer.Argument(help="Ground-truth tracks (.npz) on the same queries.")],
     mode: Annotated[
-        QueryMode, typer.Option(help="first: score frames after the query frame; strided: every frame but the query's.")
-    ] = QueryMode.first,
+        str,
+        typer.Option(
+            click_type=click.Choice(QUERY_MODES),
+            help="first: score frames after the query frame; strided: every frame but the query's.",
+        ),
+    ] = QUERY_MODES[0],
     json_out: common.JsonOpt = False,
 ) -> None:
     """TAP-Vid metrics of PRED against GT: delta_avg, average Jaccard, occlusion accuracy.
@@ -161,12 +154,12 @@ def score(
     from mvt4g.tracks.metrics import format_table, score_tracks
 
     p, g = read_tracks(pred), read_tracks(gt)
-    scores = score_tracks(p, g, mode=mode.value)
+    scores = score_tracks(p, g, mode=mode)
     if json_out:
-        common.emit_json({"pred": str(pred), "gt": str(gt), "mode": mode.value, "pred_method": p.method,
+        common.emit_json({"pred": str(pred), "gt": str(gt), "mode": mode, "pred_method": p.method,
                           "gt_method": g.method, "scores": scores})
         return
-    common.info(f"{pred} ({p.method}) vs {gt} ({g.method}), query mode {mode.value}:")
+    common.info(f"{pred} ({p.method}) vs {gt} ({g.method}), query mode {mode}:")
     common.info(format_table(scores))
 
 
@@ -186,30 +179,10 @@ def show(
 
         mvt4g tracks show data/synth/scene_0000 --out overlay.mp4
     """
-    from mvt4g.errors import InputError
-    from mvt4g.fs.atomic import check_output_path
-    from mvt4g.io.clip import read_clip
-    from mvt4g.io.video import write_video
-    from mvt4g.tracks.format import read_tracks
-    from mvt4g.tracks.overlay import draw_overlay
+    from mvt4g.tracks.overlay import write_overlay
 
-    c = read_clip(clip)
-    track_path = tracks or c.tracks_path
-    ts = read_tracks(track_path)
-    if ts.tracks.shape[:2] != (len(c.views), c.frames) or tuple(ts.image_size) != (c.height, c.width):
-        raise InputError(
-            f"tracks are for {ts.num_views} views x {ts.num_frames} frames of {ts.image_size[1]}x{ts.image_size[0]}, "
-            f"the clip has {len(c.views)} x {c.frames} of {c.width}x{c.height}",
-            path=track_path,
-        )
-    if out.suffix.lower() != ".mp4":
-        raise InputError("overlay output must be an .mp4 file", path=out)
-    check_output_path(out, overwrite=overwrite)
-    frames = [c.read_video(v) for v in c.views]
-    video = draw_overlay(frames, ts, trail=trail, max_tracks=max_tracks)
-    write_video(out, video, c.fps, pad_to_even=True, overwrite=overwrite)
+    row = write_overlay(clip, out, tracks=tracks, trail=trail, max_tracks=max_tracks, overwrite=overwrite)
     if json_out:
-        common.emit_json({"out": str(out), "tracks": str(track_path), "frames": int(video.shape[0]),
-                          "height": int(video.shape[1]), "width": int(video.shape[2])})
+        common.emit_json({k: row[k] for k in ("out", "tracks", "frames", "height", "width")})
         return
-    common.info(f"wrote {out}: {video.shape[0]} frames of {video.shape[2]}x{video.shape[1]} ({ts.num_views} views)")
+    common.info(f"wrote {row['out']}: {row['frames']} frames of {row['height']}x{row['width']} ({row['views']} views)")

@@ -44,7 +44,9 @@ from mvt4g.errors import InputError
 from mvt4g.eval.epipolar import DEFAULT_MIN_BASELINE, relative_geometry, sampson_distance, transfer_distance
 from mvt4g.eval.features import DEFAULT_MAX_FEATURES, DEFAULT_RATIO, match_features, sift_features
 from mvt4g.eval.inputs import MetricUnavailable, check_video
-from mvt4g.tracks.flow import FlowConfig, chain_tracks, view_flows
+from mvt4g.tracks.flow.chains import chain_tracks
+from mvt4g.tracks.flow.config import FlowConfig
+from mvt4g.tracks.flow.optical_flow import view_flows
 
 #: Default threshold as a fraction of the generated video's diagonal.
 DEFAULT_THRESHOLD_FRACTION = 0.01

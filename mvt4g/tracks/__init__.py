@@ -7,6 +7,19 @@
     rows = [run_track_job(job) for job in jobs]                        # what `mvt4g tracks` prints
 
 The format names are imported at once (numpy only); the others on first use (PEP 562).
+
+Layout (imports go down this list only, never up):
+
+- ``format``: the ``tracks.npz`` format (:class:`TrackSet`, reader, writer);
+- ``queries``: query grids and random queries;
+- ``metrics``: TAP-Vid metrics per pair type;
+- ``projection``: camera geometry both methods share (project, backproject, rays, triangulate);
+- ``overlay``: tracks drawn over their videos (``mvt4g tracks show``);
+- ``planar``: a real image on a plane seen by moving cameras, with exact tracks (a test bed);
+- ``plugin``: the plug-in tracker interface (``--tracker module:callable``);
+- ``flow/``: the weight-free flow method (optical flow, plane sweep, static and moving points);
+- ``exact/``: the exact method from depth and cameras (uses ``flow``'s optical flow for moving objects);
+- ``compute``: the dispatcher behind ``mvt4g tracks``: choose the method and queries, run, key the result.
 """
 
 from mvt4g._lazy import lazy_exports

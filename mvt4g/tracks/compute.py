@@ -2,9 +2,9 @@
 
 Methods:
 
-- ``geometry``: exact from depth and cameras (mvt4g.tracks.geometry); needs ``depth/`` for every
+- ``geometry``: exact from depth and cameras (mvt4g.tracks.exact); needs ``depth/`` for every
   view; uses ``masks/`` (moving objects) and the videos (their temporal motion) when present;
-- ``flow``: weight-free, from the videos and cameras (mvt4g.tracks.flowtrack);
+- ``flow``: weight-free, from the videos and cameras (mvt4g.tracks.flow);
 - ``plugin``: a user's tracker, ``--tracker module:callable`` (mvt4g.tracks.plugin);
 - ``auto``: nothing to do when the clip's ``tracks.npz`` already holds exact tracks (written by
   ``mvt4g synth`` or a Kubric import) and no queries were asked for; else ``geometry`` when every
@@ -33,11 +33,22 @@ from pathlib import Path
 
 import numpy as np
 
-from mvt4g.errors import InputError
-from mvt4g.io.clip import Clip
-from mvt4g.tracks.flow import FlowConfig
-from mvt4g.tracks.format import TrackSet, read_input_key, read_tracks, write_tracks
-from mvt4g.tracks.geometry import DEFAULT_DEPTH_TOL
+from mvt4g.errors import InputError, OutputExistsError
+from mvt4g.fs.atomic import check_output_path
+from mvt4g.fs.lock import lock_folders
+from mvt4g.io.clip import Clip, read_clip
+from mvt4g.tracks.exact.depth import DEFAULT_DEPTH_TOL
+from mvt4g.tracks.exact.pipeline import geometry_tracks
+from mvt4g.tracks.flow.config import FlowConfig
+from mvt4g.tracks.flow.pipeline import flow_tracks
+from mvt4g.tracks.format import (
+    TrackSet,
+    check_fits_clip,
+    read_input_key,
+    read_tracks,
+    write_tracks,
+)
+from mvt4g.tracks.plugin import load_tracker, run_tracker, tracker_fingerprint
 from mvt4g.tracks.queries import (
     DEFAULT_GRID,
     check_queries,
@@ -46,6 +57,8 @@ from mvt4g.tracks.queries import (
 )
 
 METHODS = ("auto", "geometry", "flow", "plugin")
+#: ``--query-frames``: queries at the first frame only, or at every frame.
+QUERY_FRAMES = ("first", "all")
 #: ``method`` strings of track files that hold ground truth (auto leaves them alone).
 EXACT_METHODS = ("synth", "exact", "kubric", "planar")
 
@@ -77,8 +90,8 @@ class TrackOptions:
         chosen = [x is not None for x in (self.grid, self.num_queries, self.queries_from)]
         if sum(chosen) > 1:
             raise InputError("give at most one of --grid, --queries and --queries-from")
-        if self.query_frames not in ("first", "all"):
-            raise InputError(f"--query-frames must be first or all, got {self.query_frames!r}")
+        if self.query_frames not in QUERY_FRAMES:
+            raise InputError(f"--query-frames must be {' or '.join(QUERY_FRAMES)}, got {self.query_frames!r}")
 
     @property
     def queries_explicit(self) -> bool:
@@ -124,12 +137,7 @@ def make_queries(clip: Clip, options: TrackOptions) -> np.ndarray:
     V, T, H, W = len(clip.views), clip.frames, clip.height, clip.width
     if options.queries_from is not None:
         src = read_tracks(options.queries_from)
-        if src.tracks.shape[:2] != (V, T) or tuple(src.image_size) != (H, W):
-            raise InputError(
-                f"queries are for {src.num_views} views x {src.num_frames} frames of {src.image_size[1]}x{src.image_size[0]}, "
-                f"clip {clip.root} has {V} x {T} of {W}x{H}",
-                path=options.queries_from,
-            )
+        check_fits_clip(src, clip, options.queries_from, what="queries")
         return check_queries(src.queries, V, T, H, W)
     views = _query_views(clip, options.query_views)
     frames = [0] if options.query_frames == "first" else list(range(T))
@@ -178,8 +186,6 @@ def input_key(clip: Clip, options: TrackOptions, plan: Plan) -> str:
         "format": 1,
     }
     if plan.method == "plugin":
-        from mvt4g.tracks.plugin import tracker_fingerprint
-
         settings["tracker"] = tracker_fingerprint(options.tracker or "")
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
@@ -205,8 +211,6 @@ def compute_tracks(clip: Clip, options: TrackOptions, plan: Plan | None = None, 
     cameras = [clip.cameras[v] for v in views]
     notes: list[str] = []
     if plan.method == "geometry":
-        from mvt4g.tracks.geometry import geometry_tracks
-
         depths = [clip.read_depth(v) for v in views]
         has_masks = all((clip.root / "masks" / f"{v}.npz").is_file() for v in views)
         masks = [clip.read_masks(v) for v in views] if has_masks else None
@@ -218,14 +222,10 @@ def compute_tracks(clip: Clip, options: TrackOptions, plan: Plan | None = None, 
             notes.append("no masks/: every point taken as static (exact for static scenes only)")
         notes += report.notes
     elif plan.method == "flow":
-        from mvt4g.tracks.flowtrack import flow_tracks
-
         videos = [clip.read_video(v) for v in views]
         tracks, visible, report = flow_tracks(videos, cameras, queries, options.flow)
         notes.append(f"{report.algorithm} flow; {report.associated} of {report.association_tried} cross-view associations accepted")
     elif plan.method == "plugin":
-        from mvt4g.tracks.plugin import load_tracker, run_tracker
-
         fn = tracker or load_tracker(options.tracker or "")
         videos = {v: clip.read_video(v) for v in views}
         tracks, visible = run_tracker(fn, videos, dict(clip.cameras), queries, options.tracker or "plugin")
@@ -272,15 +272,10 @@ def plan_track_jobs(
     existing output is refused (:class:`~mvt4g.errors.OutputExistsError`) unless ``overwrite``,
     so bad input raises here and nothing is written. A plug-in tracker is loaded once, here.
     """
-    from mvt4g.fs.atomic import check_output_path
-    from mvt4g.io.clip import read_clip
-
     if out is not None and len(clips) > 1:
         raise InputError("--out takes one clip; without it each clip gets CLIP/tracks.npz")
     tracker = None
     if options.method == "plugin":
-        from mvt4g.tracks.plugin import load_tracker
-
         tracker = load_tracker(options.tracker or "")
     jobs = []
     for item in clips:
@@ -310,9 +305,6 @@ def lock_track_jobs(jobs: list[TrackJob], *, overwrite: bool = False) -> Iterato
     atomically) locks nothing. Yields the jobs re-checked under the lock: one another run
     finished meanwhile is ``current``, or refused as it would have been at planning time.
     """
-    from mvt4g.errors import OutputExistsError
-    from mvt4g.fs.lock import lock_folders
-
     folders = [job.clip.root for job in jobs if job.status == "todo" and job.out == job.clip.tracks_path]
     with lock_folders(folders, "clip folder"):
         checked = []

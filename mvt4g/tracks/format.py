@@ -1,4 +1,4 @@
-"""The multi-view track file ``tracks.npz`` (ARCHITECTURE.md, "Track file") and its in-memory form.
+"""The multi-view track file ``tracks.npz`` (docs/ARCHITECTURE.md, "Track file") and its in-memory form.
 
 Arrays (V views, T frames, N tracks)::
 
@@ -22,10 +22,14 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mvt4g.errors import InputError
+
+if TYPE_CHECKING:
+    from mvt4g.io.clip import Clip
 
 FORMAT_VERSION = "1"
 REQUIRED_KEYS = ("tracks", "visible", "queries", "image_size", "method", "format_version")
@@ -195,3 +199,18 @@ def read_input_key(path: str | Path) -> str | None:
             return str(data["input_key"])
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, AttributeError, TypeError):
         return None
+
+
+def check_fits_clip(trackset: TrackSet, clip: Clip, path: str | Path, *, what: str = "tracks") -> None:
+    """Raise :class:`InputError` (naming ``path``) unless ``trackset`` has ``clip``'s views, frames and image size.
+
+    ``what`` names the file's role in the message ("tracks", "queries"); sizes are HxW.
+    """
+    V, T, H, W = len(clip.views), clip.frames, clip.height, clip.width
+    if trackset.tracks.shape[:2] != (V, T) or tuple(trackset.image_size) != (H, W):
+        h, w = trackset.image_size
+        raise InputError(
+            f"{what} are for {trackset.num_views} views x {trackset.num_frames} frames of {h}x{w}, "
+            f"clip {clip.root} has {V} x {T} of {H}x{W}",
+            path=path,
+        )

@@ -1,4 +1,4 @@
-"""TAP-Vid metrics for multi-view tracks (FACTS.md section 5), reported per pair type.
+"""TAP-Vid metrics for multi-view tracks (docs/FACTS.md section 5), reported per pair type.
 
 For every track n and every scored (view, frame) of it:
 

@@ -5,14 +5,23 @@ so neighbouring points look alike and the same point has the same colour in ever
 frame t a view shows, for every track visible there, a dot at its position and a trail through
 its positions over the previous ``trail`` frames (segments only between consecutive visible
 positions). The query view's query point is drawn with a white ring.
+
+:func:`write_overlay` is what ``mvt4g tracks show`` does: check a clip's track file against the
+clip, draw it and write the video.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
-from mvt4g.tracks.format import TrackSet
+from mvt4g.errors import InputError
+from mvt4g.fs.atomic import check_output_path
+from mvt4g.io.clip import read_clip
+from mvt4g.io.video import write_video
+from mvt4g.tracks.format import TrackSet, check_fits_clip, read_tracks
 
 
 def track_colours(trackset: TrackSet) -> np.ndarray:
@@ -65,3 +74,35 @@ def draw_overlay(
             panels.append(img)
         out[t] = np.concatenate(panels, axis=1)
     return out
+
+
+def write_overlay(
+    clip_dir: str | Path,
+    out: str | Path,
+    *,
+    tracks: str | Path | None = None,
+    trail: int = 8,
+    max_tracks: int = 300,
+    overwrite: bool = False,
+) -> dict:
+    """Draw a clip's tracks over its videos (:func:`draw_overlay`) and write them to ``out`` (.mp4).
+
+    ``tracks`` defaults to the clip's ``tracks.npz``; it must be for the clip's views, frames and
+    image size, and ``out`` must be an ``.mp4`` that does not exist unless ``overwrite``: both are
+    checked before any drawing (:class:`InputError`, :class:`~mvt4g.errors.OutputExistsError`).
+    Returns the JSON-ready ``out``, ``tracks``, ``frames``, ``height``, ``width`` (of the
+    overlay) and ``views``.
+    """
+    clip = read_clip(clip_dir)
+    track_path = Path(tracks) if tracks is not None else clip.tracks_path
+    trackset = read_tracks(track_path)
+    check_fits_clip(trackset, clip, track_path)
+    out = Path(out)
+    if out.suffix.lower() != ".mp4":
+        raise InputError("overlay output must be an .mp4 file", path=out)
+    check_output_path(out, overwrite=overwrite)
+    frames = [clip.read_video(v) for v in clip.views]
+    video = draw_overlay(frames, trackset, trail=trail, max_tracks=max_tracks)
+    write_video(out, video, clip.fps, pad_to_even=True, overwrite=overwrite)
+    return {"out": str(out), "tracks": str(track_path), "frames": int(video.shape[0]),
+            "height": int(video.shape[1]), "width": int(video.shape[2]), "views": trackset.num_views}  # fmt: skip

@@ -21,9 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mvt4g.camera.rig import ViewCameras
-from mvt4g.tracks.geometry import backproject, project
-from mvt4g.tracks.stereo import to_cv
+from mvt4g.camera.rig import ViewCameras, write_cameras_json
+from mvt4g.fs.atomic import write_json_atomic
+from mvt4g.io.video import write_video
+from mvt4g.tracks.format import TrackSet, write_tracks
+from mvt4g.tracks.projection import backproject, project, to_cv
 
 
 @dataclass
@@ -165,11 +167,6 @@ def write_planar_clip(
 
     The exact tracks are written with method ``"planar"`` (ground truth). ``root`` must not exist.
     """
-    from mvt4g.camera.rig import write_cameras_json
-    from mvt4g.fs.atomic import write_json_atomic
-    from mvt4g.io.video import write_video
-    from mvt4g.tracks.format import TrackSet, write_tracks
-
     root = Path(root)
     (root / "videos").mkdir(parents=True)
     (root / "cameras").mkdir()

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from mvt4g.camera.rig import ViewCameras
-from mvt4g.tracks.static import rays, triangulate
+from mvt4g.tracks.projection import rays, triangulate
 
 
 def project_per_frame(cameras: list[ViewCameras], world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

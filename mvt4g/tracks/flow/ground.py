@@ -1,8 +1,8 @@
 """The world's down direction from the ground the views see, for the plane sweep's plane families.
 
-The multi-view plane sweep (mvt4g.tracks.mvs) sweeps horizontal and vertical planes besides
+The multi-view plane sweep (mvt4g.tracks.flow.association) sweeps horizontal and vertical planes besides
 fronto-parallel ones and needs the world's down direction for them. The cameras alone give it
-only approximately (:func:`mvt4g.tracks.stereo.world_down` assumes cameras without roll): on
+only approximately (:func:`mvt4g.tracks.flow.sweep_geometry.world_down` assumes cameras without roll): on
 synth scenes, whose cameras roll by up to about 25 degrees, it was off by up to 11 degrees, and a
 "horizontal" plane that far off maps ground seen at a grazing angle to the wrong place, so the
 sweep misses most of the ground. (With the exact down on 4 such scenes the flow method's
@@ -13,7 +13,7 @@ plane whose normal is down. :func:`fit_ground` finds that plane by RANSAC over 3
 whose normal lies within ``max_tilt_deg`` of the cameras' down: the plane with most points
 within ``inlier_frac`` of the scene's size (:func:`scene_scale`) wins and its normal is refitted
 on them. It is used when it holds at least ``min_points`` points and ``min_share`` of them; else
-(no ground in view) the cameras' estimate stands (mvt4g.tracks.mvs.Associator.refine_down).
+(no ground in view) the cameras' estimate stands (mvt4g.tracks.flow.association.Associator.refine_down).
 
 On 12 synth scenes (seeds 7, 99, 2024 and 31337) the cameras' estimate was 0.3-11.1 degrees off
 (median 3.6) and the refined one 0.0-0.25 degrees (median 0.06). Tried first and dropped: SIFT

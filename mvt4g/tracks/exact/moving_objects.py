@@ -1,15 +1,15 @@
-"""Tracks of points on moving objects, for the geometry method (depth, masks, videos, cameras).
+"""Tracks of points on moving objects, for the exact (geometry) method (depth, masks, videos, cameras).
 
 A query on object k (its mask id at the query pixel) at frame s is the world point X_s. For
 every other frame t:
 
-1. rigid: when the fitted rigid motion of k (mvt4g.tracks.rigid) holds on every step between s
+1. rigid: when the fitted rigid motion of k (mvt4g.tracks.exact.rigid_motion) holds on every step between s
    and t, ``X_t = M_{s->t} X_s``;
 2. otherwise per-point flow: the point is carried in its query view by chained optical flow
-   (forward-backward checked, mvt4g.tracks.flow), kept while the mask still shows k, and lifted
+   (forward-backward checked, mvt4g.tracks.flow.chains), kept while the mask still shows k, and lifted
    with frame t's depth.
 
-``X_t`` is projected into every view and tested against that view's depth (mvt4g.tracks.geometry);
+``X_t`` is projected into every view and tested against that view's depth (mvt4g.tracks.exact.depth);
 frames where neither way gives a point leave the track not visible.
 """
 
@@ -18,13 +18,12 @@ from __future__ import annotations
 import numpy as np
 
 from mvt4g.camera.rig import ViewCameras
-from mvt4g.tracks.geometry import (
-    backproject,
-    project,
-    query_depth,
-    sample_nearest,
-    visible_in,
-)
+from mvt4g.tracks.exact.depth import query_depth, sample_nearest, visible_in
+from mvt4g.tracks.exact.rigid_motion import object_motions
+from mvt4g.tracks.flow.chains import chain_tracks
+from mvt4g.tracks.flow.config import FlowConfig
+from mvt4g.tracks.flow.optical_flow import view_flows
+from mvt4g.tracks.projection import backproject, project
 
 
 def _project_into_all(cameras, w2c, depths, t, world, n_idx, depth_tol, tracks, visible) -> None:
@@ -43,7 +42,7 @@ def track_moving(
     world: np.ndarray,
     idx: np.ndarray,
     depth_tol: float,
-    flow_config: object | None,
+    flow_config: FlowConfig | None,
     tracks: np.ndarray,
     visible: np.ndarray,
 ) -> str:
@@ -51,9 +50,6 @@ def track_moving(
 
     ``world`` ``[N, 3]``: each query's world point at its query frame. Returns a one-line note.
     """
-    from mvt4g.tracks.flow import FlowConfig, chain_tracks, view_flows
-    from mvt4g.tracks.rigid import object_motions
-
     config = flow_config or FlowConfig()
     T = tracks.shape[1]
     q = np.asarray(queries, np.float64)

@@ -10,7 +10,7 @@ transformed point is within ``inlier_px`` pixels' worth of distance (at its dept
 A step counts as fitted when at least ``min_inliers`` pairs and ``min_inlier_ratio`` of them
 agree. Chaining the steps moves a point of the object from its query frame to any frame. This is
 exact up to the fit's error for rigid objects (synth, Kubric); non-rigid ones fail the inlier
-ratio and are left to per-point flow (mvt4g.tracks.geometry).
+ratio and are left to per-point flow (mvt4g.tracks.exact.moving_objects).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mvt4g.camera.rig import ViewCameras
-from mvt4g.tracks.flow import ViewFlows
+from mvt4g.tracks.exact.depth import query_depth
+from mvt4g.tracks.flow.config import FlowConfig
+from mvt4g.tracks.flow.optical_flow import ViewFlows, flow_step
 
 
 @dataclass
@@ -106,9 +108,6 @@ def object_motions(
     config: RigidConfig | None = None,
 ) -> dict[int, ObjectMotion]:
     """Fit the per-step rigid motion of every listed object id (module docstring)."""
-    from mvt4g.tracks.flow import FlowConfig, flow_step
-    from mvt4g.tracks.geometry import query_depth
-
     config = config or RigidConfig()
     rng = np.random.default_rng(config.seed)
     fb = FlowConfig()

@@ -5,8 +5,8 @@ best explains it in all other views together:
 
 - planes of three orientations are swept (after Gallup et al., CVPR 2007): parallel to a's
   image, horizontal, and vertical facing camera a (the last two need the world's down
-  direction, estimated from the cameras: :func:`mvt4g.tracks.stereo.world_down`, and refined
-  from the ground the sweep finds: :meth:`Associator.refine_down`, mvt4g.tracks.ground). Wide
+  direction, estimated from the cameras: :func:`mvt4g.tracks.flow.sweep_geometry.world_down`, and refined
+  from the ground the sweep finds: :meth:`Associator.refine_down`, mvt4g.tracks.flow.ground). Wide
   baselines (cameras tens of degrees apart) distort a patch too much for one orientation;
 - for each plane, every other view b is warped into a by the plane's homography and compared
   with a over a square window by zero-mean normalised cross-correlation (ZNCC). The plane's
@@ -41,33 +41,20 @@ import cv2
 import numpy as np
 
 from mvt4g.camera.rig import ViewCameras
-from mvt4g.tracks.ground import GroundConfig, ground_plane
-from mvt4g.tracks.stereo import (
+from mvt4g.tracks.flow.config import MvsConfig
+from mvt4g.tracks.flow.ground import GroundConfig, ground_plane
+from mvt4g.tracks.flow.optical_flow import to_gray
+from mvt4g.tracks.flow.sweep_geometry import (
     plane_homography,
     plane_normals,
     plane_points,
     plane_range,
-    relative_pose,
-    to_cv,
     world_down,
 )
+from mvt4g.tracks.projection import relative_pose, to_cv
 
 MIN_STD = 2.0  # grey levels: windows flatter than this carry no match
 _NEAR = 2  # planes (or pixels) next to the winner that do not count as rivals
-
-
-@dataclass
-class MvsConfig:
-    """Multi-view plane sweep settings (module docstring)."""
-
-    window: int = 7
-    top_k: int = 1
-    min_score: float = 0.4
-    min_view_zncc: float = 0.4
-    uniqueness: float = 1.0
-    lr_px: float = 3.0
-    plane_families: bool = True
-    step_px: float = 1.5
 
 
 @dataclass
@@ -222,9 +209,6 @@ class Associator:
     """Plane maps of every view at the frames asked for, cached, at a working resolution of at most ``max_side``."""
 
     def __init__(self, videos: list[np.ndarray], cameras: list[ViewCameras], config: MvsConfig | None = None, max_side: int = 320):
-        from mvt4g.tracks.flow import to_gray
-
-        self._to_gray = to_gray
         self.videos, self.cameras = videos, cameras
         self.config = config or MvsConfig()
         H, W = videos[0].shape[1:3]
@@ -240,7 +224,7 @@ class Associator:
         self, frame: int = 0, step: int = 2, min_change_deg: float = 0.5, config: GroundConfig | None = None
     ) -> float | None:
         """Refine the world's down direction from the ground the views see at ``frame``
-        (mvt4g.tracks.ground): the sweep's accepted points on every ``step``-th working pixel of
+        (mvt4g.tracks.flow.ground): the sweep's accepted points on every ``step``-th working pixel of
         every view are fitted with a near-horizontal plane (kept as ``ground``). Where its normal differs from the
         current down, the cached plane maps are dropped (their horizontal and vertical planes
         were off); a change under ``min_change_deg`` is not worth new sweeps and is not made.
@@ -273,7 +257,7 @@ class Associator:
         if frame not in self._grays:
             grays = []
             for video in self.videos:
-                g = self._to_gray(video[frame])
+                g = to_gray(video[frame])
                 if (g.shape[1], g.shape[0]) != self.size:
                     g = cv2.resize(g, self.size, interpolation=cv2.INTER_AREA)
                 grays.append(g)

@@ -1,11 +1,11 @@
-"""Two-view geometry for plane-sweep matching with known cameras (used by mvt4g.tracks.mvs).
+"""Two-view geometry for plane-sweep matching with known cameras (used by mvt4g.tracks.flow.association).
 
 A plane ``n^T X = d`` in camera a's frame (``sigma = 1 / d``) maps a's pixels to b's by
 
     H(sigma) = K_b (R + sigma t n^T) K_a^-1,      (R, t) = pose of a's camera in b's camera frame
 
 ``sigma = 0`` is the plane at infinity. Pixel coordinates follow mvt4g's convention (centres at
-+0.5); :func:`to_cv` converts a homography for OpenCV (centres at integers).
++0.5); :func:`mvt4g.tracks.projection.to_cv` converts a homography for OpenCV (centres at integers).
 """
 
 from __future__ import annotations
@@ -15,24 +15,11 @@ import numpy as np
 _E3 = np.array([0.0, 0.0, 1.0])
 
 
-def relative_pose(c2w_a: np.ndarray, c2w_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(R, t)`` mapping camera-a coordinates to camera-b coordinates."""
-    rel = np.linalg.inv(c2w_b) @ c2w_a
-    return rel[:3, :3], rel[:3, 3]
-
-
 def plane_homography(
     K_a: np.ndarray, K_b: np.ndarray, R: np.ndarray, t: np.ndarray, sigma: float, normal: np.ndarray = _E3
 ) -> np.ndarray:
     """Homography (mvt4g pixel coordinates, centres at +0.5) from a to b through the plane ``normal . X = 1 / sigma`` of a's frame."""
     return K_b @ (R + sigma * np.outer(t, normal)) @ np.linalg.inv(K_a)
-
-
-def to_cv(H: np.ndarray) -> np.ndarray:
-    """The same map on OpenCV's pixel coordinates (pixel centres at integers)."""
-    shift = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])
-    back = np.array([[1.0, 0, -0.5], [0, 1.0, -0.5], [0, 0, 1.0]])
-    return back @ H @ shift
 
 
 def plane_points(

@@ -14,7 +14,7 @@ a stray chain, not observations.
 
 Measured on synth scenes (4 views x 21 frames, 96 x 160, grid queries at frame 0, seeds 7, 99
 and 2024, two scenes each), for points that are neither static nor on the sweep plane: temporal
-delta_avg of points on moving objects 0.430 -> 0.437 (mvt4g.tracks.dynamic after it in both; all
+delta_avg of points on moving objects 0.430 -> 0.437 (mvt4g.tracks.flow.dynamic_points after it in both; all
 points 0.816 -> 0.817); radius 8 to 16
 px and ``agree_px`` 0.7 to 1.5 px alike. Direct flow from the query frame, tried instead, was
 worse than the chain on moving objects at 4 frames and more.
