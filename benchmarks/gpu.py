@@ -1,4 +1,4 @@
-"""GPU benchmark at wan2.1-1.3b shapes with random weights (issue 15): one script, < 8 minutes on one H100/H200.
+"""GPU benchmark at wan2.1-1.3b shapes with random weights: one script, < 8 minutes on one H100/H200.
 
 Training (bf16 DiT, float32 tracking head, gradient checkpointing, AdamW on the paper's
 fine-tuning scope: self-attention, camera modules, tracking head), one sample per step:

@@ -1,6 +1,6 @@
 """`mvt4g synth`: one scene of 4 views x 21 frames at 96x160, stage by stage, against references.
 
-Target (issue 3): the whole scene (sampling, rendering, exact tracks, writing the clip) in
+Target: the whole scene (sampling, rendering, exact tracks, writing the clip) in
 under 10 s on 2 cores. References measured in the same run: encoding the same frames with
 ``write_video`` (what any clip writer pays), and the naive per-pixel Python ray caster
 (``mvt4g.synth.naive``) on a tiny image, per ray, against the vectorised caster.

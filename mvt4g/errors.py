@@ -1,4 +1,4 @@
-"""User-facing errors and their exit codes (ARCHITECTURE.md, "Contracts").
+"""User-facing errors and their exit codes (docs/ARCHITECTURE.md, "Exit codes and error messages").
 
 The core raises these; the CLI turns them into one line on stderr and an exit code.
 Exit codes: 0 success, 1 the work failed, 2 bad input or usage.

@@ -1,4 +1,4 @@
-"""Issue 16's reliability target: a table of bad inputs over every command. Each one must exit 2
+"""The reliability contract as a table of bad inputs over every command. Each one must exit 2
 with exactly one line on stderr naming the option or file, and leave the output tree unchanged.
 All run in-process (tiny sizes, no work starts)."""
 
@@ -82,7 +82,7 @@ case("data directory does not exist", "train", "--config", "{config}", "--data",
 case("cannot write in", "train", "--config", "{config}", "--data", "{clips}", "--out", PROC)
 case("steps", *TRAIN, "--steps", "0")
 case("steps", *TRAIN, "--steps", "-3")
-case("layer", *TRAIN, "--layer", "999")
+case("layer", *TRAIN, "--tap-layer", "999")
 
 # generate
 GEN = ["generate", "{video}", "--model", "{model}", "--out-dir", "{out}"]

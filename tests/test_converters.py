@@ -28,7 +28,7 @@ def rotation_deg(pose):
 def test_recammaster_file_matches_its_documented_presets(shared_data):
     poses = read_multicamvideo_extrinsics(shared_data / "recammaster_example" / "camera_extrinsics.json")
     assert sorted(poses) == [f"cam{i:02d}" for i in range(1, 11)]
-    k = 80 / 80.5  # ReCamMaster's amplitudes are round values x 80/80.5 (FACTS.md section 3)
+    k = 80 / 80.5  # ReCamMaster's amplitudes are round values x 80/80.5 (docs/FACTS.md, section 3)
     rel = {cam: relative_to(p, p[0])[-1] for cam, p in poses.items()}
     for cam, p in poses.items():
         assert p.shape == (81, 4, 4)

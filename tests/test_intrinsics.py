@@ -13,7 +13,7 @@ def project(K, points):
 
 
 def test_multicamvideo_focal_lengths_after_recammaster_crop():
-    # FACTS.md section 3: 1280x1280 renders resized to cover 480x832 and centre-cropped.
+    # docs/FACTS.md, section 3: 1280x1280 renders resized to cover 480x832 and centre-cropped.
     expected = {18: 630.3, 24: 840.4, 35: 1225.6, 50: 1750.8}
     for focal_mm, fx in expected.items():
         cam = Intrinsics.from_focal_mm(focal_mm, 1280, 1280).cover_crop(832, 480)

@@ -74,7 +74,7 @@ def test_wan_preset_shapes_on_meta_device():
     assert f == 21
     assert out.velocity.shape == (1, 16, 21, 60, 104)
     assert out.tap.q.shape == (1, 2, 21, 30, 52, 12, 128)
-    # 2 x 21 x 30 x 52 = 65,520 tokens (FACTS.md section 1).
+    # 2 x 21 x 30 x 52 = 65,520 tokens (docs/FACTS.md, section 1).
     assert 2 * 21 * 30 * 52 == 65520
 
 

@@ -81,7 +81,7 @@ def test_info_subprocess_exit_code():
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
 
 
-# ---- convert: output folder, autoencoder choice, no absolute paths (issue 15) ---------------------
+# ---- convert: output folder, autoencoder choice, no absolute paths ---------------------
 
 
 def _convert(cli, tmp_path, base, out, *extra):
@@ -209,7 +209,7 @@ def test_converted_model_with_copy_stands_alone(cli, tmp_path):
     assert load_autoencoder(tmp_path / "elsewhere").latent_channels == 16
 
 
-# ---- info: parameters per component (issue 15) -------------------------------------------------
+# ---- info: parameters per component -------------------------------------------------
 
 
 def test_info_counts_parameters_per_component_on_the_meta_device(cli):

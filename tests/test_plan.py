@@ -118,7 +118,7 @@ def test_generate_plan_stages_and_the_wan_vae():
 
 def test_umt5_stage_is_the_wan_text_encoder():
     text = plan.text_encoder_stage()
-    assert 11e9 < text.parts["weights"] < 12e9  # ~5.7B parameters in bf16 (issue 15: "~11 GB")
+    assert 11e9 < text.parts["weights"] < 12e9  # ~5.7B parameters in bf16 (ReCamMaster's text encoder: ~11 GB)
     assert 4e12 < text.flops < 6e12
 
 

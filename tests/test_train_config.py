@@ -249,7 +249,7 @@ def test_empty_config_is_refused(tmp_path, text):
 
 
 def test_gradient_checkpointing_defaults_to_the_models_own_setting(tmp_path):
-    """On by default for wan2.1-1.3b (issue 15), off for the small presets; true/false override it."""
+    """On by default for wan2.1-1.3b, off for the small presets; true/false override it."""
     assert TrainConfig().model.gradient_checkpointing == "auto"
 
     def resolved(*overrides):

@@ -1,4 +1,4 @@
-"""Fine-tuning a converted ReCamMaster checkpoint as it is (issue 15): convert -> train, no flags.
+"""Fine-tuning a converted ReCamMaster checkpoint as it is: convert -> train, no flags.
 
 The checkpoint is tiny and random in ReCamMaster's (DiffSynth) key names, over a tiny
 diffusers Wan directory with its vae/; the model keeps ReCamMaster's 12-value pose

@@ -15,7 +15,7 @@ import numpy as np
 
 from mvt4g.errors import CameraError
 
-#: MultiCamVideo renders with a square 23.76 mm sensor (FACTS.md section 3).
+#: MultiCamVideo renders with a square 23.76 mm sensor (docs/FACTS.md, section 3).
 MULTICAMVIDEO_SENSOR_MM = 23.76
 
 

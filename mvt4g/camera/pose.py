@@ -1,6 +1,6 @@
 """Rigid camera poses in mvt4g's convention, their validation and conversions.
 
-Convention (ARCHITECTURE.md): OpenCV camera axes (x right, y down, z forward); poses are
+Convention (docs/ARCHITECTURE.md, "Camera convention"): OpenCV camera axes (x right, y down, z forward); poses are
 camera-to-world 4x4 matrices ``c2w`` in metres, stacked as ``[F, 4, 4]`` float64.
 A world point ``X_w`` maps to camera coordinates as ``X_c = R^T (X_w - c)`` where
 ``c2w = [[R, c], [0, 1]]``; the world-to-camera pose is ``w2c = inv(c2w) = [[R^T, -R^T c], [0, 1]]``.

@@ -51,7 +51,7 @@ RECAMMASTER_SPAN = 80.0 / 80.5
 #: Frame-0 camera position of ReCamMaster's example file (mvt4g world, metres); the default origin
 #: of ``--format recammaster`` exports, so they line up with ReCamMaster's own file.
 RECAMMASTER_ORIGIN_M = (33.9, -13.8, 2.4)
-#: ReCamMaster's camera index -> our preset name (FACTS.md section 3).
+#: ReCamMaster's camera index -> our preset name (docs/FACTS.md, section 3).
 RECAMMASTER_CAMERAS = {
     "cam01": "pan-right", "cam02": "pan-left", "cam03": "tilt-up", "cam04": "tilt-down",
     "cam05": "zoom-in", "cam06": "zoom-out", "cam07": "translate-up", "cam08": "translate-down",
@@ -286,7 +286,7 @@ RANDOM_KINDS = {"pan": 0.2, "tilt": 0.15, "translate": 0.2, "arc": 0.25, "waypoi
 
 
 def sample_random_spec(rng: object, kind: str | None = None, *, subject_distance: float = 4.0) -> TrajectorySpec:
-    """Draw a MultiCamVideo-like camera motion (FACTS.md section 3); ``rng``: a numpy Generator or seed.
+    """Draw a MultiCamVideo-like camera motion (docs/FACTS.md, section 3); ``rng``: a numpy Generator or seed.
 
     Ranges (D = ``subject_distance``, the depth of the point the camera looks at):
     pan 5-45 deg left/right; tilt 5-30 deg up/down; translate 0.25-1 D left/right/up/down

@@ -169,7 +169,7 @@ def generate(
     check_video_shape(config, n_frames, height, width)
     torch_device = resolve_device(device)
     resolve_dtype(dtype, torch_device)
-    if torch_device.type == "cuda":  # refuse what cannot fit before loading anything (issue 15)
+    if torch_device.type == "cuda":  # refuse what cannot fit before loading anything (the memory plan)
         from mvt4g.model.plan import check_device_fits
 
         check_device_fits(config, frames=n_frames, height=height, width=width, steps=steps, guidance=guidance > 0,

@@ -15,7 +15,7 @@ from mvt4g.demo.settings import DemoSettings
 
 Progress = Callable[[int, int], None]
 
-#: The tracks stage renders its own scene at the size of issue 3's benchmark (the flow
+#: The tracks stage renders its own scene at the size of benchmarks/tracks.py's (the flow
 #: tracker needs texture detail that 32x32 training clips do not have).
 #: Trajectories generated from held-out references (and rendered exactly as extra views).
 TRAJECTORIES = ("arc-left", "zoom-in")

@@ -1,5 +1,5 @@
 """Atomic output: write to a temporary sibling, then rename, so a failed or interrupted run
-leaves no half-written file (ARCHITECTURE.md, "Contracts").
+leaves no half-written file (docs/ARCHITECTURE.md, "Atomic outputs and temporary names").
 
 Temporary names are hidden and say whose they are: ``.NAME.HOST-PID-RANDOM.tmp.EXT`` for a
 file, ``.NAME.HOST-PID-RANDOM.tmp/NAME/`` for a folder (the extra level keeps a half-written

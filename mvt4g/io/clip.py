@@ -1,4 +1,4 @@
-"""Clip directories: synchronized views of one scene with their cameras (ARCHITECTURE.md).
+"""Clip directories: synchronized views of one scene with their cameras (docs/ARCHITECTURE.md, "Clip directory").
 
 Layout (every file but the videos and cameras is optional)::
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from mvt4g.errors import InputError
 
-#: Frames of one Wan/ReCamMaster clip (FACTS.md: 81 frames 480x832 -> 21 latent frames).
+#: Frames of one Wan/ReCamMaster clip (docs/FACTS.md, section 1: 81 frames 480x832 -> 21 latent frames).
 DEFAULT_FRAMES = 81
 #: Temporal compression of the Wan VAE.
 TEMPORAL_STRIDE = 4

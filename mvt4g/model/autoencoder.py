@@ -1,4 +1,4 @@
-"""Video autoencoders between pixels and the DiT's latents (issue 4, item 2).
+"""Video autoencoders between pixels and the DiT's latents (docs/ARCHITECTURE.md, "Two scales").
 
 Both kinds share one interface: ``encode(video) -> latents`` and ``decode(latents) -> video``,
 with ``video`` ``[B, 3, T, H, W]`` in ``[-1, 1]`` (``T = tf*k + 1`` frames) and latents

@@ -1,4 +1,4 @@
-"""The Wan DiT with reference + target tokens and camera conditioning (issue 4, item 1).
+"""The Wan DiT with reference + target tokens and camera conditioning (docs/FACTS.md, section 1).
 
 :class:`CameraConditionedWan` holds an unmodified diffusers ``WanTransformer3DModel`` and the
 camera modules (:mod:`mvt4g.model.camera_encoder`). Its forward:

@@ -389,7 +389,7 @@ def _tiny_wanvae() -> ModelConfig:
 
 
 def _wan21_13b() -> ModelConfig:
-    # Wan2.1-T2V-1.3B / ReCamMaster shapes (FACTS.md section 1); the Wan VAE comes from a local
+    # Wan2.1-T2V-1.3B / ReCamMaster shapes (docs/FACTS.md, section 1); the Wan VAE comes from a local
     # diffusers directory (autoencoder.path), never downloaded.
     return ModelConfig(
         name="wan2.1-1.3b",

@@ -4,7 +4,7 @@ ReCamMaster fine-tunes Wan2.1-T2V-1.3B in DiffSynth-Studio, whose DiT uses the o
 parameter names, and adds two layers per block: ``blocks.i.cam_encoder`` (``Linear(12, dim)``
 on the flattened relative pose) and ``blocks.i.projector`` (``Linear(dim, dim)`` on the
 self-attention output). :data:`WAN_RENAMES` is the ordered rename table from those names to
-diffusers' ``WanTransformer3DModel`` (FACTS.md section 4); it agrees with diffusers' own
+diffusers' ``WanTransformer3DModel`` (docs/FACTS.md, section 4); it agrees with diffusers' own
 ``convert_wan_transformer_to_diffusers`` (a test checks every key of a model both ways).
 Each rule is a pair of templates; ``{i}`` stands for a block index, a template ending in
 ``.`` is a prefix (the rest of the key is kept) and any other template is a whole key.

@@ -2,7 +2,7 @@
 
     x_t = (1 - sigma) x0 + sigma eps,     target v = eps - x0,     L_diff = w(t) ||v_pred - v||^2
 
-Timestep table (ReCamMaster / DiffSynth's Wan training, FACTS.md section 1): the 1,000 sigmas
+Timestep table (ReCamMaster / DiffSynth's Wan training, docs/FACTS.md, section 1): the 1,000 sigmas
 ``linspace(1, 0, 1001)[:-1]`` shifted by ``sigma' = shift s / (1 + (shift - 1) s)`` with
 shift 5; the model's timestep is ``1000 sigma'``; training draws one entry uniformly.
 Weighting ("bell"): ``y = exp(-2 ((t - 500) / 1000)^2)`` on the table's timesteps, minus its

@@ -1,4 +1,4 @@
-"""A memory and FLOP plan of training and generation, before any work (issue 15).
+"""A memory and FLOP plan of training and generation, before any work (docs/ARCHITECTURE.md, "Memory plan").
 
 Per stage (text encoder, DiT forward/backward, VAE decode) the plan gives FLOPs and peak
 memory; training with and without gradient checkpointing and in three variants:

@@ -42,7 +42,7 @@ NUM_TRAIN_TIMESTEPS = 1000
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """What a generation's denoising loop does (defaults: ReCamMaster's inference, FACTS.md 1)."""
+    """What a generation's denoising loop does (defaults: ReCamMaster's inference, docs/FACTS.md, section 1)."""
 
     steps: int = 50
     shift: float = 5.0

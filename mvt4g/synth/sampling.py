@@ -41,7 +41,7 @@ COLOURS = {
     "white": (0.93, 0.93, 0.90),
     "black": (0.10, 0.10, 0.11),
 }
-#: MultiCamVideo's lenses (mm, 23.76 mm sensor; FACTS.md section 3).
+#: MultiCamVideo's lenses (mm, 23.76 mm sensor; docs/FACTS.md, section 3).
 FOCAL_MM = (18.0, 24.0, 35.0, 50.0)
 OBJECT_PATTERNS = ("checker", "stripes", "spots", "marble", "mottled")
 GROUNDS = {

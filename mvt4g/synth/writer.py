@@ -1,4 +1,4 @@
-"""Writing one rendered scene as a clip directory (ARCHITECTURE.md, "Clip directory").
+"""Writing one rendered scene as a clip directory (docs/ARCHITECTURE.md, "Clip directory").
 
 Layout::
 
