@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import CliResult, orbit_cameras
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -22,14 +22,6 @@ def shared_data() -> Path:
     return path
 
 
-@dataclass
-class CliResult:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> dict:
-        return json.loads(self.stdout)
 
 
 @pytest.fixture
@@ -49,22 +41,8 @@ def cli(capsys):
     return run
 
 
-def assert_one_line_error(result: CliResult, *needles: str) -> None:
-    """Bad input: exit 2 and exactly one line on stderr, naming the problem."""
-    assert result.code == 2, (result.code, result.stderr)
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
-def orbit_cameras(frames: int, width: int = 64, height: int = 48, radius: float = 3.0, phase: float = 0.0):
-    """``ViewCameras`` circling the origin while looking at it (exact, for geometry tests)."""
-    from mvt4g.camera import Intrinsics, ViewCameras, look_at
-
-    angles = phase + np.linspace(0.0, 0.5, frames)
-    c2w = np.stack([look_at([radius * np.sin(a), -0.5, -radius * np.cos(a)], [0.0, 0.0, 0.0]) for a in angles])
-    return ViewCameras(width, height, Intrinsics.from_fov(60.0, width, height).K, c2w)
 
 
 @pytest.fixture
@@ -90,3 +68,15 @@ def make_clip(tmp_path):
         return root
 
     return make
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test, restored after: tiny tensors on a shared 2-core machine
+    run several times faster without thread hand-offs (use with pytest.mark.usefixtures)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

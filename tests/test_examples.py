@@ -26,6 +26,7 @@ def run_example(name: str, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.mark.slow
 def test_cameras_and_rays_example(tmp_path):
     result = run_example("cameras_and_rays.py", str(tmp_path))
     assert "arc-left: 81 frames, turned 30.0 deg" in result.stdout

@@ -81,6 +81,7 @@ def check_stopped(proc: subprocess.CompletedProcess, sig: signal.Signals, code: 
 SYNTH = ["synth", "--scenes", "3", "--size", "32x32", "--frames", "5", "--views", "2", "--json"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), SIGNALS, ids=IDS)
 def test_synth_stopped_leaves_complete_scenes_and_a_rerun_finishes(cli, tmp_path, sig, code):
     from mvt4g.io.clip import read_clip
@@ -103,6 +104,7 @@ def test_synth_stopped_leaves_complete_scenes_and_a_rerun_finishes(cli, tmp_path
     assert temporaries(tmp_path) == []  # the rerun removed the killed writer's
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group", [False, True], ids=["process", "process-group"])
 def test_synth_with_workers_sigterm_from_outside_leaves_complete_scenes(tmp_path, group):
     """A real SIGTERM at whatever moment it lands, to the command or (like timeout or a job
@@ -157,6 +159,7 @@ def clips(tmp_path_factory) -> list[Path]:
     return paths
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), SIGNALS, ids=IDS)
 def test_tracks_stopped_leaves_complete_track_files_and_a_rerun_finishes(cli, clips, tmp_path, sig, code):
     from mvt4g.tracks.format import read_tracks
@@ -203,6 +206,7 @@ def _item_files(folder: Path) -> dict[str, list[str]]:
     return items
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), SIGNALS, ids=IDS)
 def test_generate_stopped_leaves_complete_items_and_a_rerun_finishes(cli, model_and_video, tmp_path, sig, code):
     from mvt4g.io.video import probe_video
@@ -264,6 +268,7 @@ def _check_demo_folder(out: Path) -> None:
         read_clip(scene)  # every scene in place is a whole clip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), SIGNALS, ids=IDS)
 def test_demo_stopped_in_a_stage_leaves_only_complete_files(tmp_path, sig, code):
     out = tmp_path / "demo"

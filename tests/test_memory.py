@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error
+from helpers import assert_one_line_error
 
 from mvt4g import memory
 from mvt4g.errors import InputError
@@ -86,13 +86,13 @@ def test_plucker_absurd_size(cli, make_clip, tmp_path):
 
 
 def test_generate_absurd_size_fails_before_loading_the_model(cli, tmp_path, monkeypatch):
+    import numpy as np
+
     import mvt4g.sample.pipeline as pipeline
     from mvt4g.io.video import write_video
     from mvt4g.model.checkpoint import save_pretrained
     from mvt4g.model.config import preset
     from mvt4g.model.mvt4g_model import MVT4GModel
-
-    import numpy as np
 
     model = tmp_path / "tiny"
     save_pretrained(MVT4GModel(preset("tiny")), model)
