@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
 
 from mvt4g.cli import common
 from mvt4g.cli.jobs import run_jobs
 
 
-class FramesMode(str, Enum):
-    latent = "latent"
-    all = "all"
-
-
-class MapDtype(str, Enum):
-    float16 = "float16"
-    float32 = "float32"
+# The core's own choices, read without importing numpy (see common.core_constant).
+FRAME_MODES = common.core_constant("mvt4g.io.plucker_cache", "FRAME_MODES")
+DTYPE_NAMES = common.core_constant("mvt4g.io.plucker_cache", "DTYPE_NAMES")
 
 
 def plucker(
@@ -28,10 +23,13 @@ def plucker(
         typer.Argument(help="Clip directories or cameras.json files."),
     ],
     frames: Annotated[
-        FramesMode,
-        typer.Option(help="'latent': every 4th frame (0, 4, ..., 80 for 81), one per latent frame; 'all': every frame."),
-    ] = FramesMode.latent,
-    dtype: Annotated[MapDtype, typer.Option(help="float16 (half the disk) or float32.")] = MapDtype.float16,
+        str,
+        typer.Option(click_type=click.Choice(FRAME_MODES),
+                     help="'latent': every 4th frame (0, 4, ..., 80 for 81), one per latent frame; 'all': every frame."),
+    ] = FRAME_MODES[0],
+    dtype: Annotated[
+        str, typer.Option(click_type=click.Choice(DTYPE_NAMES), help="float16 (half the disk) or float32."),
+    ] = DTYPE_NAMES[0],
     relative_to: Annotated[
         Optional[str],
         typer.Option("--relative-to", help="Express every camera relative to this view's frame-0 pose (as ReCamMaster does)."),
@@ -64,7 +62,7 @@ def plucker(
     from mvt4g.io.plucker_cache import plan_plucker_jobs, run_plucker_job
 
     target_size = common.parse_size(size) if size else None
-    jobs = plan_plucker_jobs(sources, frames=frames.value, dtype=dtype.value, relative_to_view=relative_to,
+    jobs = plan_plucker_jobs(sources, frames=frames, dtype=dtype, relative_to_view=relative_to,
                              size=target_size, out=out, force=force)  # fmt: skip
     results, seconds = run_jobs(jobs, run_plucker_job, "Plücker maps")
     if json_out:

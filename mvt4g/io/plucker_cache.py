@@ -28,6 +28,10 @@ from mvt4g.errors import InputError
 from mvt4g.memory import check_plucker
 
 PLUCKER_FORMAT_VERSION = "1"
+#: ``--frames`` of ``mvt4g plucker``: one map per latent frame (every 4th) or every frame.
+FRAME_MODES = ("latent", "all")
+#: ``--dtype`` names (the first is the default: half the disk).
+DTYPE_NAMES = ("float16", "float32")
 DTYPES = {"float32": np.float32, "float16": np.float16}
 
 
@@ -43,7 +47,7 @@ def frame_indices(frames: int, mode: str, stride: int = 4) -> np.ndarray:
         if (frames - 1) % stride:
             raise InputError(f"--frames latent needs {stride}k+1 frames, the cameras have {frames}")
         return np.arange(0, frames, stride)
-    raise InputError(f"frames must be 'all' or 'latent', got {mode!r}")
+    raise InputError(f"frames must be one of {', '.join(FRAME_MODES)}, got {mode!r}")
 
 
 @dataclass
