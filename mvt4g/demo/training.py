@@ -10,14 +10,13 @@ interrupted demo resumes the same run to the same length.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
 
 from mvt4g.errors import Interrupted
 from mvt4g.fs.atomic import write_json_atomic
-from mvt4g.fs.jsonio import read_jsonl
+from mvt4g.fs.jsonio import read_json, read_jsonl
 from mvt4g.model.freeze import FINETUNE_GROUPS
 from mvt4g.train.config import TrainConfig, from_dict
 from mvt4g.train.trainer import Trainer
@@ -70,7 +69,7 @@ def calibrated_run(
     """
     run_dir = Path(cfg.train.out)
     plan_file = plan_path(run_dir)
-    plan = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+    plan = read_json(plan_file, what="demo plan") if plan_file.is_file() else None
 
     def callback(event: dict) -> None:
         if on_progress is not None and event.get("event") == "step":

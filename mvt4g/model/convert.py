@@ -24,7 +24,6 @@ the model folder (``link``: move the two folders together) or copied into it (``
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import warnings
@@ -200,10 +199,10 @@ def read_diffusers_weights(folder: Path) -> dict[str, torch.Tensor]:
     if single.is_file():
         tensors = load_state_dict_file(single)
     elif index.is_file():
-        try:
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (OSError, KeyError, TypeError, json.JSONDecodeError) as exc:
-            raise InputError(f"unreadable shard index: {exc}", path=index) from None
+        weight_map = read_json(index, what="shard index").get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise InputError("shard index has no weight_map", path=index)
+        shards = sorted(set(weight_map.values()))
         tensors = {}
         for shard in shards:
             tensors.update(load_state_dict_file(folder / shard))
@@ -276,10 +275,10 @@ def base_vae_channels(base: Path) -> int:
             "built-in one on purpose",
             path=base,
         )
-    try:
-        return int(json.loads(cfg_path.read_text())["z_dim"])
-    except (OSError, KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"unreadable VAE config ({type(exc).__name__}: {exc})", path=cfg_path) from None
+    z_dim = read_json(cfg_path, what="VAE config").get("z_dim")
+    if not isinstance(z_dim, int):
+        raise InputError(f"VAE config has no integer z_dim (got {z_dim!r})", path=cfg_path)
+    return z_dim
 
 
 def converted_autoencoder(base: Path, channels: int, source: str):
@@ -389,7 +388,7 @@ def convert_recammaster(
 
     checkpoint = Path(checkpoint)
     folder = find_transformer_dir(base)
-    backbone_cfg = json.loads((folder / "config.json").read_text())
+    backbone_cfg = read_json(folder / "config.json", what="config")
     # The config first: a base without a VAE fails before a multi-GB checkpoint is read.
     config = converted_config(backbone_cfg, Path(base), camera=camera, tap_layer=tap_layer, tracking_head=tracking_head,
                               autoencoder=autoencoder)
