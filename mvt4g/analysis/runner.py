@@ -28,12 +28,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mvt4g.analysis.correspondence import MetricSums, correspondence_sums, default_delta_px, query_attention
-from mvt4g.analysis.inputs import ClipSource, PairData, choose_pairs, load_pair, open_clip_source, visualize_point
+from mvt4g.analysis.correspondence import (
+    MetricSums,
+    correspondence_sums,
+    default_delta_px,
+    query_attention,
+)
+from mvt4g.analysis.inputs import (
+    ClipSource,
+    PairData,
+    choose_pairs,
+    load_pair,
+    open_clip_source,
+    visualize_point,
+)
 from mvt4g.analysis.taps import LayerTaps, parse_layers
 from mvt4g.errors import InputError
 from mvt4g.model.config import ModelConfig
 from mvt4g.model.lookup import resolve_model
+from mvt4g.threads import torch_threads
 
 #: Model dtypes ``--dtype`` offers (a literal: the CLI reads it without importing torch).
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
@@ -63,8 +76,12 @@ class AnalysisSettings:
     device: str = "auto"
     dtype: str = "float32"
     visualize: tuple[float, float, int] | None = None
+    #: torch CPU threads for the forward passes (0: leave torch's count), restored after.
+    threads: int = 0
 
     def validate(self) -> AnalysisSettings:
+        if self.threads < 0:
+            raise InputError(f"--threads must be >= 0, got {self.threads}")
         if self.timesteps < 1:
             raise InputError(f"--timesteps must be >= 1, got {self.timesteps}")
         if self.pairs < 1:
@@ -210,11 +227,23 @@ def run_analysis(
     autoencoder: torch.nn.Module | None = None,
     on_forward: Callable[[], None] | None = None,
 ) -> AnalysisResult:
-    """Run every (clip, pair, timestep) forward pass and pool the per-layer sums.
+    """Run every (clip, pair, timestep) forward pass and pool the per-layer sums, on
+    ``settings.threads`` torch threads.
 
     ``model`` / ``autoencoder`` default to the ones in ``plan.model_dir`` (loaded here).
     ``on_forward()`` is called after each forward pass (progress).
     """
+    with torch_threads(settings.threads):
+        return _forward_passes(plan, settings, model, autoencoder, on_forward)
+
+
+def _forward_passes(
+    plan: AnalysisPlan,
+    settings: AnalysisSettings,
+    model: torch.nn.Module | None,
+    autoencoder: torch.nn.Module | None,
+    on_forward: Callable[[], None] | None,
+) -> AnalysisResult:
     from mvt4g.model.checkpoint import from_pretrained, load_autoencoder
     from mvt4g.model.flow_matching import RectifiedFlow
 

@@ -66,21 +66,12 @@ def analyze(
         plan_analysis,
         run_analysis,
     )
-    from mvt4g.errors import InputError
 
-    if head != "mean":
-        try:
-            head_value: str | int = int(head)
-        except ValueError:
-            raise InputError(f"--head must be mean or a head index, got {head!r}") from None
-    else:
-        head_value = "mean"
     settings = AnalysisSettings(
         layers=layers, timesteps=timesteps, shift=shift, pairs=pairs, queries=queries, delta_px=delta,
-        heads=head_value, seed=seed, device=device, dtype=dtype, visualize=parse_visualize(visualize),
+        heads=head, seed=seed, device=device, dtype=dtype, visualize=parse_visualize(visualize),
+        threads=threads,
     )  # fmt: skip
-    if threads < 0:
-        raise InputError(f"--threads must be >= 0, got {threads}")
     plan = plan_analysis(model, list(clips), settings)
     check_out_dir(out, overwrite)
     forwards = len(plan.pairs) * len(plan.sigmas)
@@ -88,10 +79,6 @@ def analyze(
         f"analysing {len(plan.layers)} layer(s) x {len(plan.sigmas)} timestep(s) on {len(plan.pairs)} pair(s) "
         f"of {len(plan.sources)} clip(s) at {plan.size[0]}x{plan.size[1]} (delta {plan.delta_px:g} px)"
     )
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     with common.progress() as bar:
         task = bar.add_task("Forward passes", total=forwards)
         result = run_analysis(plan, settings, on_forward=lambda: bar.advance(task))

@@ -118,8 +118,8 @@ def _claim(folder: Path, key: str, resumable: bool) -> None:
 def run_demo(settings: DemoSettings, *, overwrite: bool = False, on_event: Event | None = None) -> DemoResult:
     """Run (or resume) the demo in ``settings.out``; see the module docstring. The demo folder
     is locked for the whole run: a second demo on it is refused ("demo folder is in use by pid N")."""
-    from mvt4g.fs.atomic import check_output_location
     from mvt4g.demo.state import MARKER
+    from mvt4g.fs.atomic import check_output_location
     from mvt4g.fs.lock import directory_lock, is_lock_file
 
     settings = settings.validate()
@@ -139,7 +139,7 @@ def run_demo(settings: DemoSettings, *, overwrite: bool = False, on_event: Event
 
 def _run_demo_locked(settings: DemoSettings, overwrite: bool, on_event: Event | None) -> DemoResult:
     from mvt4g.demo.report import write_report
-    from mvt4g.synth.pipeline import torch_threads
+    from mvt4g.threads import torch_threads
 
     state = DemoState(settings.out)
     state.prepare(settings.to_dict(), overwrite)

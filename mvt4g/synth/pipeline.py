@@ -13,7 +13,7 @@ import json
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ from mvt4g.synth.sampling import sample_scene
 from mvt4g.synth.scene import Scene
 from mvt4g.synth.tracks_gt import ExactTracks, exact_tracks
 from mvt4g.synth.writer import write_clip
+from mvt4g.threads import torch_threads
 
 MAX_VIEWS = 99  # view names are cam01..cam99
 
@@ -101,17 +102,6 @@ class SynthSettings:
             raise InputError("--preset-views names a preset twice")
         if self.preset_views and self.frames < 2:
             raise InputError("preset views need at least 2 frames")
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Use ``n`` torch CPU threads inside the block, then restore the previous count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def scene_name(index: int) -> str:

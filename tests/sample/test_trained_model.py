@@ -39,7 +39,8 @@ def test_trained_model_beats_copying_the_reference(tmp_path):
     from mvt4g.sample.pipeline import GeneratePipeline
     from mvt4g.sample.reference import PreparedReference
     from mvt4g.sample.sampler import SamplingSettings
-    from mvt4g.synth.pipeline import SynthSettings, synthesize, torch_threads
+    from mvt4g.synth.pipeline import SynthSettings, synthesize
+    from mvt4g.threads import torch_threads
     from mvt4g.train.config import from_dict
     from mvt4g.train.trainer import Trainer
 

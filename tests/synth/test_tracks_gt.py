@@ -7,8 +7,8 @@ import pytest
 from scipy.ndimage import map_coordinates, maximum_filter, minimum_filter
 
 from mvt4g.synth import SynthSettings, build_scene, sample_queries
-from mvt4g.synth.pipeline import torch_threads
 from mvt4g.synth.scene import SURF_FIRST_OBJECT
+from mvt4g.threads import torch_threads
 
 
 @pytest.fixture(autouse=True)
