@@ -14,13 +14,13 @@ from mvt4g.camera.intrinsics import Intrinsics
 from mvt4g.camera.pose import look_at
 from mvt4g.camera.rig import ViewCameras
 from mvt4g.synth.naive import first_local_hit, naive_depth_masks
-from mvt4g.synth.pipeline import torch_threads
 from mvt4g.synth.raycast import intersect_local
 from mvt4g.synth.render import render_scene, render_view
 from mvt4g.synth.sampling import sample_scene
 from mvt4g.synth.scene import SURF_FIRST_OBJECT, Motion, Scene, SceneObject
 from mvt4g.synth.textures import Texture
 from mvt4g.synth.tracks_gt import track_queries
+from mvt4g.threads import torch_threads
 
 
 @pytest.fixture(autouse=True)
@@ -166,6 +166,10 @@ def test_primitive_intersections_match_textbook_formulas(shape, size, origin_dir
     nudged = [fast(d + 1e-7 * np.linalg.norm(d) * e) for e in np.eye(3)]
     assume(all(math.isinf(n) == math.isinf(t) for n in nudged))
     ref = first_local_hit(shape, tuple(size), o, d)
+    # Skip rays through an edge (a cylinder's rim, a box's edge): rounding decides which face the
+    # per-face reference sees them enter by, and it may see neither and report the exit.
+    ref_nudged = [first_local_hit(shape, tuple(size), o, d + 1e-7 * np.linalg.norm(d) * e) for e in np.eye(3)]
+    assume(all(math.isinf(r) == math.isinf(ref) and (math.isinf(r) or abs(r - ref) < 1e-5) for r in ref_nudged))
     if math.isinf(t):
         assert math.isinf(ref)
     else:
