@@ -1,10 +1,14 @@
-"""The README's commands work: every `mvt4g ...` line in its bash blocks and every python block.
+"""The README's commands work from any directory: every `mvt4g ...` line in its bash blocks and
+every python block.
 
-Lines run in order, in one scratch directory, so later commands can use what earlier ones wrote
-(the synth scenes, say). A line ending in a comment that contains "(needs " is documentation of
-a command that needs the user's own data or weights, and "(run by .ci/run)" marks a command
-that CI runs itself after the tests (`mvt4g demo`, ten minutes); both are checked for their
---help here.
+Lines run in order, in one scratch directory outside the checkout, so later commands can use what
+earlier ones wrote (the synth scenes, say), with the README's two variables set as it says:
+``REPO`` (this checkout) and ``DATA`` (the sample videos beside it). A line ending in a comment
+that contains "(needs " is documentation of a command that needs the user's own data or weights,
+and "(run by .ci/run)" marks a command that CI runs itself after the tests (`mvt4g demo`, ten
+minutes); both are checked for their --help here. Lines that run a script of the checkout
+(``python $REPO/benchmarks/...``, ``$REPO/examples/...``) are timed runs or are run by
+tests/test_examples.py; here their paths must resolve from the scratch directory.
 """
 
 import os
@@ -31,8 +35,18 @@ def mvt4g_lines() -> list[str]:
     return lines
 
 
+REPO = README.parent
+DATA = REPO.parent / "shared" / "data"
+
+
+def script_lines() -> list[str]:
+    """Lines of the bash blocks that run a file of the checkout through ``$REPO``."""
+    return [line for block in blocks("bash") for line in block.splitlines() if "$REPO/" in line]
+
+
 def shell_env() -> dict:
     env = dict(os.environ)
+    env["REPO"], env["DATA"] = str(REPO), str(DATA)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["MPLBACKEND"] = "Agg"
     env["OMP_NUM_THREADS"] = "1"  # the suite runs two workers on two cores
@@ -43,15 +57,10 @@ def shell_env() -> dict:
 def test_readme_commands_run(tmp_path):
     lines = mvt4g_lines()
     assert len(lines) >= 5
-    # Commands are written as run from the repository root, with ../shared beside it.
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "examples").symlink_to(README.parent / "examples")
-    shared = README.parent.parent / "shared"
-    if shared.is_dir():
-        (tmp_path / "shared").symlink_to(shared)
+    scratch = tmp_path / "anywhere"  # not the checkout: no examples/ or ../shared beside it
+    scratch.mkdir()
     for line in lines:
-        if "../shared" in line and not shared.is_dir():
+        if "$DATA" in line and not DATA.is_dir():
             continue
         documented_only = "(needs " in line or "(run by .ci/run)" in line
         command = None if documented_only else line.split("  #")[0].strip()
@@ -59,8 +68,32 @@ def test_readme_commands_run(tmp_path):
             words = line.split()
             sub = [w for w in words[1:3] if not w.startswith("-") and w.isidentifier()]
             command = " ".join(["mvt4g", *sub, "--help"])
-        result = subprocess.run(["bash", "-c", command], cwd=repo, env=shell_env(), capture_output=True, text=True)
+        result = subprocess.run(["bash", "-c", command], cwd=scratch, env=shell_env(), capture_output=True, text=True)
         assert result.returncode == 0, f"README command failed: {command}\n{result.stderr[-2000:]}"
+
+
+def test_readme_sets_the_variables_its_commands_use():
+    text = README.read_text()
+    assert "export REPO=$PWD DATA=$PWD/../shared/data" in text
+    used = set(re.findall(r"\$([A-Z_]+)", "\n".join(blocks("bash"))))
+    assert used <= {"REPO", "DATA", "PWD"}, used
+
+
+@pytest.mark.slow
+def test_readme_scripts_resolve_from_any_directory(tmp_path):
+    """Each ``$REPO/...`` file a README line runs exists (and a Python script starts: --help)."""
+    lines = script_lines()
+    assert any("benchmarks/" in line for line in lines) and any("examples/" in line for line in lines)
+    for line in lines:
+        for path in re.findall(r"\$REPO/(\S+)", line):
+            target = REPO / path
+            assert target.is_file(), f"README names {path}, which is not in the checkout"
+            if target.suffix == ".py" and "benchmarks/" in path:
+                result = subprocess.run([sys.executable, str(target), "--help"], cwd=tmp_path, env=shell_env(),
+                                        capture_output=True, text=True, timeout=120)
+                assert result.returncode == 0, f"{path} --help failed:\n{result.stderr[-1000:]}"
+            elif target.suffix == ".sh":
+                assert os.access(target, os.X_OK), f"{path} is not executable"
 
 
 def test_ci_runs_the_commands_marked_for_it():
