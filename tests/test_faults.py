@@ -242,12 +242,29 @@ def test_generate_stopped_leaves_complete_items_and_a_rerun_finishes(cli, model_
 
 # ---- demo -----------------------------------------------------------------------------------
 
+# Fixed, tiny fine-tunes of a tiny random base: what is tested is where a stopped demo leaves its
+# folder, not what it learns (the shipped base at 32x32 would cost minutes here).
 DEMO = ["demo", "--size", "16x16", "--frames", "5", "--train-scenes", "4", "--heldout-scenes", "1",
-        "--budget-minutes", "1", "--sample-steps", "1"]  # fmt: skip
+        "--steps", "2", "--sample-steps", "1", "--threads", "1"]  # fmt: skip
 
 
-def _stop_demo_in_its_data_stage(out: Path, sig: signal.Signals) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "mvt4g", *DEMO, "--out", str(out)]
+@pytest.fixture(scope="module")
+def demo_base(tmp_path_factory) -> Path:
+    """A random ``tiny`` model saved like a trained base."""
+    import torch
+
+    from mvt4g.model.checkpoint import save_pretrained
+    from mvt4g.model.config import preset
+    from mvt4g.model.mvt4g_model import MVT4GModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("demo_base") / "base"
+    save_pretrained(MVT4GModel(preset("tiny")), folder)
+    return folder
+
+
+def _stop_demo_in_its_data_stage(out: Path, base: Path, sig: signal.Signals) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "mvt4g", *DEMO, "--base", str(base), "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=out.parent, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: any((out / "data" / "train").glob("scene_*")), proc)
@@ -270,9 +287,9 @@ def _check_demo_folder(out: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), SIGNALS, ids=IDS)
-def test_demo_stopped_in_a_stage_leaves_only_complete_files(tmp_path, sig, code):
+def test_demo_stopped_in_a_stage_leaves_only_complete_files(tmp_path, demo_base, sig, code):
     out = tmp_path / "demo"
-    proc = _stop_demo_in_its_data_stage(out, sig)
+    proc = _stop_demo_in_its_data_stage(out, demo_base, sig)
     assert proc.returncode == code, proc.stderr
     if sig != signal.SIGKILL:
         time.sleep(0.5)  # scene workers that were rendering finish or drop their scene
@@ -281,11 +298,15 @@ def test_demo_stopped_in_a_stage_leaves_only_complete_files(tmp_path, sig, code)
 
 
 @pytest.mark.slow
-def test_demo_killed_then_rerun_finishes(cli, tmp_path):
+def test_demo_killed_then_rerun_finishes(cli, tmp_path, demo_base, monkeypatch):
+    from mvt4g.demo import stages
+
     out = tmp_path / "demo"
-    assert _stop_demo_in_its_data_stage(out, signal.SIGKILL).returncode == -9
+    assert _stop_demo_in_its_data_stage(out, demo_base, signal.SIGKILL).returncode == -9
     time.sleep(1.0)  # orphaned scene workers notice their parent is gone
-    result = cli(*DEMO, "--out", out)
+    # The rerun finishes in-process; its tracks stage renders a small scene (as tests/demo does).
+    monkeypatch.setattr(stages, "TRACKS_SCENE", {"views": 2, "frames": 5, "height": 48, "width": 64, "points": 64})
+    result = cli(*DEMO, "--base", demo_base, "--out", out)
     assert result.code == 0, result.stderr
     assert temporaries(tmp_path) == []
     _check_demo_folder(out)
