@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from mvt4g.cli import common
-from mvt4g.cli.jobs import run_jobs
+from mvt4g.cli.jobs import run_with_progress
 
 # The core's own choices and defaults, read without importing OpenCV (see common.core_constant).
 METHODS = common.core_constant("mvt4g.tracks.compute", "METHODS")
@@ -49,7 +49,13 @@ app = typer.Typer(
 
 @app.command("compute")
 def compute(
-    clips: Annotated[list[Path], typer.Argument(help="Clip directories (videos/, cameras/, optional depth/ and masks/).")],
+    clips: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Clip directories (videos/, cameras/, optional depth/ and masks/), or dataset folders: "
+            "every clip below one is tracked (bad ones reported and skipped)."
+        ),
+    ],
     method: Annotated[
         str,
         typer.Option(
@@ -85,17 +91,35 @@ def compute(
     out: Annotated[
         Path | None, typer.Option(help="Output track file (one clip only). Default: CLIP/tracks.npz.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Clips computed in parallel processes, the CPU threads shared out among them; the tracks are the same.",
+        ),
+    ] = 1,
     overwrite: common.OverwriteOpt = False,
     json_out: common.JsonOpt = False,
 ) -> None:
-    """Compute multi-view tracks for clips and write them as tracks.npz.
+    """Compute multi-view tracks for clips or whole datasets and write them as CLIP/tracks.npz.
+
+    A dataset folder (e.g. MultiCamVideo's train/, or `mvt4g synth`'s output) is searched for
+    clips at any depth. A bad clip found there (no cameras, views of different lengths) is
+    reported on one line and skipped, the others are tracked, and the run exits 1 naming it;
+    a bad clip named directly stops the run before any work (exit 2).
 
     Resumable: a clip whose output was made from the same inputs and options is skipped.
     An existing output made otherwise (e.g. a clip's exact tracks) is kept unless --overwrite.
     The clip folders being written are this run's while it runs: a second run on one of them
     is refused ("clip folder is in use by pid N", exit 2).
 
+    At the end a table gives each clip's quality signals: visible (all views and frames), own
+    view (frames where a track holds in its query view: for flow, chained steps that pass the
+    forward-backward check), cross view, and associated (other views a track is found in).
+
     Examples:
+
+        mvt4g tracks MultiCamVideo-Dataset/train --method flow --grid 30x52 --workers 2
 
         mvt4g tracks data/synth/scene_0000 --method flow --out flow.npz
 
@@ -103,7 +127,10 @@ def compute(
 
         mvt4g tracks clip --tracker ./my_cotracker.py:track --queries-from clip/tracks.npz --out pred.npz
     """
-    from mvt4g.tracks.compute import TrackOptions, lock_track_jobs, plan_track_jobs, run_track_job
+    from mvt4g.errors import WorkFailed
+    from mvt4g.tracks.compute import TrackOptions, lock_track_jobs
+    from mvt4g.tracks.dataset import plan_dataset, run_track_jobs
+    from mvt4g.tracks.quality import summarize
     from mvt4g.tracks.queries import parse_grid
 
     options = TrackOptions(
@@ -111,23 +138,63 @@ def compute(
         query_frames=query_frames, query_views=query_views, queries_from=queries_from, seed=seed,
         depth_tol=depth_tol,
     )
-    jobs = plan_track_jobs(clips, options, out=out, overwrite=overwrite)  # checks everything before any work
-    with lock_track_jobs(jobs, overwrite=overwrite) as jobs:
-        results, seconds = run_jobs(jobs, run_track_job, "tracks")
+    plan = plan_dataset(clips, options, out=out, overwrite=overwrite)  # checks everything before any work
+    for bad in plan.bad:
+        common.warn(f"skipped {bad.problem}")
+    # One clip named directly fails as it always did (its own error and exit code); in a
+    # dataset or a list of clips, a failed clip is reported and the others go on.
+    keep_going = plan.scanned or len(plan.entries) > 1
+
+    def work(advance):
+        def on_done(row):
+            advance()
+            if row["status"] == "failed":
+                common.warn(row["error"])
+
+        return run_track_jobs(jobs, workers=workers, keep_going=keep_going, on_done=on_done)
+
+    with lock_track_jobs(plan.jobs, overwrite=overwrite) as jobs:
+        job_rows, seconds = run_with_progress(len(jobs), "tracks", work)
+    results = plan.rows(job_rows)
+    failed = [r["clip"] for r in results if r["status"] == "failed"]
     if json_out:
-        common.emit_json({"clips": results, "seconds": round(seconds, 3)})
+        common.emit_json({"clips": results, "summary": summarize(results), "failed": failed, "workers": workers,
+                          "seconds": round(seconds, 3)})  # fmt: skip
+    else:
+        _print_compute(results, seconds, table=plan.scanned or len(results) > 1)
+    if failed:
+        names = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
+        raise WorkFailed(f"{len(failed)} of {len(results)} clip(s) failed: {names}")
+
+
+def _print_compute(results: list[dict], seconds: float, *, table: bool) -> None:
+    import os
+
+    from mvt4g.tracks.quality import format_quality_table
+
+    count = {s: sum(r["status"] == s for r in results) for s in ("written", "current", "exact", "failed")}
+    common.info(
+        f"{count['written']} track file(s) written, {count['current'] + count['exact']} skipped"
+        + (f", {count['failed']} failed" if count["failed"] else "") + f", in {seconds:.2f} s"
+    )
+    if table:  # one line per clip: the table
+        clips = [r["clip"] for r in results]
+        base = os.path.commonpath([os.path.abspath(c) for c in clips])
+        if len(clips) == 1 or base in map(os.path.abspath, clips):
+            base = os.path.dirname(base)
+        names = [os.path.relpath(os.path.abspath(c), base) for c in clips]
+        if not common.STATE.quiet:  # not wrapped at the terminal's width, no markup: a table
+            common.console().print(format_quality_table(results, names), soft_wrap=True, markup=False)
         return
-    written = sum(r["status"] == "written" for r in results)
-    common.info(f"{written} track file(s) written, {len(results) - written} skipped, in {seconds:.2f} s")
     for r in results:
         if r["status"] == "written":
             common.info(
                 f"  {r['out']}  ({r['method']}: {r['reason']}) {r['tracks']} tracks x {r['views']} views x "
                 f"{r['frames']} frames, {100 * r['visible_fraction']:.1f}% visible, {r['seconds']:.2f} s"
             )
-        else:
+        elif r["status"] in ("current", "exact"):
             common.info(f"  {r['out']}  ({r['status']}: {r['reason'] if r['status'] == 'exact' else 'inputs unchanged'})")
-        for note in r["notes"]:
+        for note in r.get("notes", []):
             common.info(f"    {note}")
 
 

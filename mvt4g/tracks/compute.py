@@ -49,6 +49,7 @@ from mvt4g.tracks.format import (
     write_tracks,
 )
 from mvt4g.tracks.plugin import load_tracker, run_tracker, tracker_fingerprint
+from mvt4g.tracks.quality import flow_counts, quality_of, read_quality
 from mvt4g.tracks.queries import (
     DEFAULT_GRID,
     check_queries,
@@ -196,6 +197,7 @@ class ClipResult:
 
     trackset: TrackSet
     notes: list[str]
+    flow: dict | None = None  # the flow method's own counts (mvt4g.tracks.quality.flow_counts)
 
 
 def compute_tracks(clip: Clip, options: TrackOptions, plan: Plan | None = None, tracker=None) -> ClipResult:
@@ -210,6 +212,7 @@ def compute_tracks(clip: Clip, options: TrackOptions, plan: Plan | None = None, 
     views = clip.views
     cameras = [clip.cameras[v] for v in views]
     notes: list[str] = []
+    counts = None
     if plan.method == "geometry":
         depths = [clip.read_depth(v) for v in views]
         has_masks = all((clip.root / "masks" / f"{v}.npz").is_file() for v in views)
@@ -225,6 +228,7 @@ def compute_tracks(clip: Clip, options: TrackOptions, plan: Plan | None = None, 
         videos = [clip.read_video(v) for v in views]
         tracks, visible, report = flow_tracks(videos, cameras, queries, options.flow)
         notes.append(f"{report.algorithm} flow; {report.associated} of {report.association_tried} cross-view associations accepted")
+        counts = flow_counts(report, len(queries))
     elif plan.method == "plugin":
         fn = tracker or load_tracker(options.tracker or "")
         videos = {v: clip.read_video(v) for v in views}
@@ -236,7 +240,7 @@ def compute_tracks(clip: Clip, options: TrackOptions, plan: Plan | None = None, 
     tracks[queries[:, 0].astype(int), queries[:, 1].astype(int), n] = queries[:, 2:4]
     visible[queries[:, 0].astype(int), queries[:, 1].astype(int), n] = True
     method = plan.method if plan.method != "plugin" else f"plugin:{options.tracker}"
-    return ClipResult(TrackSet(tracks, visible, queries, (clip.height, clip.width), method, list(views)), notes)
+    return ClipResult(TrackSet(tracks, visible, queries, (clip.height, clip.width), method, list(views)), notes, counts)
 
 
 @dataclass
@@ -274,24 +278,35 @@ def plan_track_jobs(
     """
     if out is not None and len(clips) > 1:
         raise InputError("--out takes one clip; without it each clip gets CLIP/tracks.npz")
-    tracker = None
-    if options.method == "plugin":
-        tracker = load_tracker(options.tracker or "")
-    jobs = []
-    for item in clips:
-        clip = item if isinstance(item, Clip) else read_clip(item)
-        target = Path(out) if out is not None else clip.tracks_path
-        plan = plan_method(clip, options, target)
-        if plan.method == "none":
-            jobs.append(TrackJob(clip, target, plan, options, "exact"))
-            continue
-        key = input_key(clip, options, plan)
-        if target.exists() and read_input_key(target) == key and not overwrite:
-            jobs.append(TrackJob(clip, target, plan, options, "current", key, tracker))
-            continue
-        check_output_path(target, overwrite=overwrite)
-        jobs.append(TrackJob(clip, target, plan, options, "todo", key, tracker))
-    return jobs
+    tracker = load_plugin(options)
+    return [plan_track_job(item, options, out=out, overwrite=overwrite, tracker=tracker) for item in clips]
+
+
+def load_plugin(options: TrackOptions) -> Callable | None:
+    """The plug-in tracker of ``--method plugin`` (loaded once per run), else ``None``."""
+    return load_tracker(options.tracker or "") if options.method == "plugin" else None
+
+
+def plan_track_job(
+    item: str | Path | Clip,
+    options: TrackOptions,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    tracker: Callable | None = None,
+) -> TrackJob:
+    """Plan one clip (:func:`plan_track_jobs`); raises :class:`InputError` for a bad clip and
+    :class:`~mvt4g.errors.OutputExistsError` for an output it must not replace."""
+    clip = item if isinstance(item, Clip) else read_clip(item)
+    target = Path(out) if out is not None else clip.tracks_path
+    plan = plan_method(clip, options, target)
+    if plan.method == "none":
+        return TrackJob(clip, target, plan, options, "exact")
+    key = input_key(clip, options, plan)
+    if target.exists() and read_input_key(target) == key and not overwrite:
+        return TrackJob(clip, target, plan, options, "current", key, tracker)
+    check_output_path(target, overwrite=overwrite)
+    return TrackJob(clip, target, plan, options, "todo", key, tracker)
 
 
 @contextlib.contextmanager
@@ -324,10 +339,19 @@ def run_track_job(job: TrackJob, tracker: Callable | None = None) -> dict:
     ``method``, ``reason``, ``status`` (``written``, ``current`` or ``exact``), ``notes``
     and, when written, ``tracks`` (N), ``views`` (V), ``frames`` (T), ``visible_fraction``
     and ``seconds``. ``tracker`` overrides the job's plug-in callable.
+
+    Every row whose output holds tracks (written, current or exact) also has ``quality``
+    (:func:`mvt4g.tracks.quality.quality_of`); current and exact ones read it, with
+    ``tracks``, ``views`` and ``frames``, from the file. Flow rows just written have ``flow``
+    (:func:`mvt4g.tracks.quality.flow_counts`).
     """
     row = {"clip": str(job.clip.root), "out": str(job.out), "method": job.plan.method, "reason": job.plan.reason}
     if job.status != "todo":
         row.update(status=job.status, notes=[])
+        found = read_quality(job.out)
+        if found is not None:
+            quality, (views, frames, tracks) = found
+            row.update(tracks=tracks, views=views, frames=frames, quality=quality)
         return row
     start = time.perf_counter()
     result = compute_tracks(job.clip, job.options, job.plan, tracker=tracker or job.tracker)
@@ -336,6 +360,8 @@ def run_track_job(job: TrackJob, tracker: Callable | None = None) -> dict:
     row.update(
         status="written", tracks=ts.num_tracks, views=ts.num_views, frames=ts.num_frames,
         visible_fraction=round(float(ts.visible.mean()), 4), seconds=round(time.perf_counter() - start, 3),
-        notes=result.notes,
+        notes=result.notes, quality=quality_of(ts.visible, ts.queries),
     )  # fmt: skip
+    if result.flow is not None:
+        row["flow"] = result.flow
     return row

@@ -241,7 +241,8 @@ def test_core_jobs_check_everything_first_then_write_and_resume(cli, clip, tmp_p
     mtime = out.stat().st_mtime_ns
     [again] = plan_track_jobs([clip], options, out=out)
     assert again.status == "current"
-    assert run_track_job(again) == {**{k: row[k] for k in ("clip", "out", "method", "reason")}, "status": "current", "notes": []}
+    kept = {k: row[k] for k in ("clip", "out", "method", "reason", "views", "frames", "tracks", "quality")}
+    assert run_track_job(again) == {**kept, "status": "current", "notes": []}  # quality read back from the file
     r = cli("tracks", clip, "--method", "geometry", "--queries-from", clip / "tracks.npz", "--out", out, "--json")
     assert r.code == 0 and r.json()["clips"] == [run_track_job(again)]
     assert out.stat().st_mtime_ns == mtime
