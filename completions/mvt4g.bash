@@ -13,7 +13,7 @@ _mvt4g() {
         "mvt4g demo") subs="" flags="--overwrite --json --help" valopts="--out --base --steps --budget-minutes --real-video --size --frames --train-scenes --heldout-scenes --sample-steps --seed --threads" pos="" ;;
         "mvt4g synth") subs="" flags="--skip-existing --overwrite --json --help" valopts="--out --scenes --views --frames --size --seed --points --workers --threads --supersample --objects --fps --preset-views" pos="" ;;
         "mvt4g tracks") subs="compute score show" flags="--help" valopts="" pos="" ;;
-        "mvt4g tracks compute") subs="" flags="--overwrite --json --help" valopts="--method --tracker --grid --queries --query-frames --query-views --queries-from --seed --depth-tol --out" pos="" ;;
+        "mvt4g tracks compute") subs="" flags="--overwrite --json --help" valopts="--method --tracker --grid --queries --query-frames --query-views --queries-from --seed --depth-tol --out --workers" pos="" ;;
         "mvt4g tracks score") subs="" flags="--json --help" valopts="--mode" pos="" ;;
         "mvt4g tracks show") subs="" flags="--overwrite --json --help" valopts="--out --tracks --trail --max-tracks" pos="" ;;
         "mvt4g plucker") subs="" flags="--force --json --help" valopts="--frames --dtype --relative-to --size --out" pos="" ;;
