@@ -13,9 +13,16 @@ function (or any callable attribute) in it. The interface::
         returns: (tracks float [V, T, N, 2] pixel (x, y), visible bool [V, T, N])
         '''
 
-Track n must be the same physical point in every view and frame. The outputs are validated
-(shapes, finite coordinates where visible); a plug-in that cannot be imported or does not
-meet the interface is bad input (exit 2); an exception raised inside it is a failed run (exit 1).
+The view index of a query counts views in the order of ``videos`` (the clip's view order), and
+the outputs' V axis follows that order too. Track n must be the same physical point in every view
+and frame; where a tracker cannot say where point n is in a view (a single-view tracker with no
+cross-view association), it marks it not visible there rather than guessing. Coordinates where
+not visible carry no meaning and may be NaN (the track file stores 0).
+
+The outputs are validated (shapes, finite coordinates where visible); a plug-in that cannot be
+imported or does not meet the interface is bad input (exit 2); an exception raised inside it is a
+failed run (exit 1); either is one line from the CLI. examples/tracker_plugin.py is a worked
+example: CoTracker3 from local weights, with every input and output mapping spelled out.
 """
 
 from __future__ import annotations
