@@ -18,8 +18,8 @@ camera modules (:mod:`mvt4g.model.camera_encoder`). Its forward:
 
 Steps 2 and 4 mirror ``WanTransformer3DModel.forward`` (diffusers >= 0.35) op for op; a test
 checks the result equals that forward on the concatenated latents when the camera path is
-at its initial (zero) state. Gradient checkpointing wraps each block except the tapped one
-(whose Q/K feed the tracking losses).
+at its initial (zero) state. Gradient checkpointing wraps every block; the tapped one returns
+its self-attention's Q/K as outputs (they feed the tracking losses), so only they are kept.
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ from mvt4g.errors import InputError
 from mvt4g.model.attention_tap import AttentionTap, TapSelfAttnProcessor
 from mvt4g.model.camera_encoder import CameraConditioning, TokenLayout
 from mvt4g.model.config import ModelConfig
+
+
+def _call(function, *args, use_reentrant: bool = False):
+    """``function(*args)``: the no-checkpoint twin of ``torch.utils.checkpoint.checkpoint``."""
+    return function(*args)
 
 
 @dataclass
@@ -127,17 +132,20 @@ class CameraConditionedWan(nn.Module):
         cam_context = self.camera.prepare(layout, batch, plucker=plucker, pose=camera_pose)
         tap_layer = self.config.tap_layer if tap else None
         use_ckpt = self.gradient_checkpointing and torch.is_grad_enabled()
+        tapped = None
         try:
             for index in range(len(wan.blocks)):
                 args = (hidden, context, timestep_proj, rotary_emb, cam_context)
-                if use_ckpt and index != tap_layer:
+                if index == tap_layer:
+                    # Q/K leave the block as outputs, so the tapped block is checkpointed like the
+                    # others: only Q/K are kept, not its attention and feed-forward activations.
+                    run = checkpoint if use_ckpt else _call
+                    hidden, q, k = run(self._run_tapped_block, index, layout, *args, use_reentrant=False)
+                    tapped = AttentionTap(q=layout.sequence_to_views(q), k=layout.sequence_to_views(k))
+                elif use_ckpt:
                     hidden = checkpoint(self._run_block, index, layout, False, *args, use_reentrant=False)
                 else:
-                    hidden = self._run_block(index, layout, index == tap_layer, *args)
-            tapped = None
-            if tap_layer is not None:
-                proc = self.processor(tap_layer)
-                tapped = AttentionTap(q=layout.sequence_to_views(proc.q), k=layout.sequence_to_views(proc.k))
+                    hidden = self._run_block(index, layout, False, *args)
         finally:
             for index in range(len(wan.blocks)):
                 self.processor(index).clear()
@@ -169,6 +177,14 @@ class CameraConditionedWan(nn.Module):
             return self.transformer.blocks[index](hidden, context, timestep_proj, rotary_emb)
         finally:
             proc.input_addition = None
+
+    def _run_tapped_block(self, index: int, layout: TokenLayout, *args) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The tapped block: its output and the Q, K (``[B, S, H, d]``) its self-attention recorded."""
+        hidden = self._run_block(index, layout, True, *args)
+        proc = self.processor(index)
+        q, k = proc.q, proc.k
+        proc.q = proc.k = None  # returned to the caller, not held by the processor
+        return hidden, q, k
 
     def _check_inputs(self, ref: torch.Tensor, tgt: torch.Tensor) -> TokenLayout:
         b = self.config.backbone

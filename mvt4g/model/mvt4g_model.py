@@ -77,6 +77,7 @@ class MVT4GModel(nn.Module):
             head_config = resolve_tracking_head_config(config.tracking_head)
             config.tracking_head = head_config.to_dict()
             self.tracking_head = TrackingHead(head_config, num_attention_heads=config.backbone.num_attention_heads)
+            self.tracking_head.gradient_checkpointing = config.gradient_checkpointing
         self.config = config
         self.backbone.config = config
 
@@ -91,6 +92,8 @@ class MVT4GModel(nn.Module):
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         self.config.gradient_checkpointing = enabled
         self.backbone.gradient_checkpointing = enabled
+        if self.tracking_head is not None:
+            self.tracking_head.gradient_checkpointing = enabled
 
     def forward(
         self,

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from mvt4g.errors import ConfigError, InputError
 from mvt4g.model.correlation import CorrelationConfig, LocalCorrelation
@@ -202,6 +203,7 @@ class TrackingHead(nn.Module):
         self.view_embed = nn.Parameter(torch.zeros(cfg.num_views, cfg.hidden))
         self.virtual = nn.Parameter(torch.randn(max(cfg.virtual_tracks, 1), cfg.hidden) * 0.02)
         self.rounds = nn.ModuleList([_Round(cfg) for _ in range(cfg.rounds)])
+        self.gradient_checkpointing = False  # set with the backbone's (MVT4GModel.set_gradient_checkpointing)
         self.out_norm = nn.LayerNorm(cfg.hidden)
         self.out = nn.Linear(cfg.hidden, 4)  # dx, dy (tokens), dvis, dconf
         # Zero-initialised output: the first estimate is the query position with V = C = 0.
@@ -237,8 +239,8 @@ class TrackingHead(nn.Module):
         vis = torch.zeros(B, V, Fr, N, dtype=dtype, device=q.device)
         conf = torch.zeros_like(vis)
         out = {"coords": [], "vis_logits_iters": [], "conf_logits_iters": []}
-        for _ in range(cfg.iterations):
-            coords = coords.detach()
+
+        def iteration(coords, vis, conf):
             corr = correlation(coords).to(dtype)  # [B, V, F, N, L, channels]
             embeds = [self.corr_mlps[0 if cfg.share_corr_mlp else lvl](corr[..., lvl, :]) for lvl in range(corr.shape[4])]
             disp = displacement_encoding(coords - query_xy, image_size, cfg.disp_freqs)
@@ -248,9 +250,14 @@ class TrackingHead(nn.Module):
             for rnd in self.rounds:
                 x, z = rnd(x, z, N)
             delta = self.out(self.out_norm(x))
-            coords = coords + delta[..., :2] * stride
-            vis = vis + delta[..., 2]
-            conf = conf + delta[..., 3]
+            return coords + delta[..., :2] * stride, vis + delta[..., 2], conf + delta[..., 3]
+
+        # With gradient checkpointing an iteration keeps only its outputs; its correlation
+        # samples and transformer activations (most of the head's memory) are recomputed.
+        use_ckpt = self.gradient_checkpointing and torch.is_grad_enabled()
+        for _ in range(cfg.iterations):
+            args = (coords.detach(), vis, conf)
+            coords, vis, conf = checkpoint(iteration, *args, use_reentrant=False) if use_ckpt else iteration(*args)
             out["coords"].append(coords)
             out["vis_logits_iters"].append(vis)
             out["conf_logits_iters"].append(conf)

@@ -202,7 +202,7 @@ def test_gradient_checkpointing_matches():
         model.zero_grad()
         model.set_gradient_checkpointing(enabled)
         out = model(ref, tgt, t, plucker=rays)
-        loss = out.velocity.square().mean() + out.tap.q.square().mean()
+        loss = out.velocity.square().mean() + out.tap.q.square().mean() + out.tap.k.square().mean()
         loss.backward()
         results.append((out.velocity.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
     torch.testing.assert_close(results[0][0], results[1][0])

@@ -153,6 +153,30 @@ def test_shapes_start_and_detached_iterations():
     assert not torch.equal(out["coords"][-1], out["coords"][0])
 
 
+
+def test_gradient_checkpointing_gives_the_same_tracks_and_gradients():
+    """Checkpointed iterations recompute their activations in backward: same outputs, same grads."""
+    qk, queries, tracks, visible = synthetic_clip(num_queries=5)
+    torch.manual_seed(0)
+    head = TrackingHead(TrackingHeadConfig.tiny())
+    torch.nn.init.normal_(head.out.weight, std=0.1)
+    results = []
+    for enabled in (False, True):
+        head.gradient_checkpointing = enabled
+        head.zero_grad()
+        q, k = qk.clone().requires_grad_(), qk.clone().requires_grad_()
+        out = head(q, k, queries, SIZE)
+        track_loss(out, tracks, visible)["loss"].backward()
+        grads = {n: p.grad.clone() for n, p in head.named_parameters() if p.grad is not None}
+        results.append((out["coords"][-1].detach(), q.grad, k.grad, grads))
+    (c0, q0, k0, g0), (c1, q1, k1, g1) = results
+    torch.testing.assert_close(c0, c1)
+    torch.testing.assert_close(q0, q1)
+    torch.testing.assert_close(k0, k1)
+    assert g0.keys() == g1.keys() and len(g0) > 0
+    for name in g0:
+        torch.testing.assert_close(g0[name], g1[name])
+
 @pytest.mark.slow
 def test_reference_config_runs_and_concat_heads():
     qk, queries, _, _ = synthetic_clip(num_queries=3)
