@@ -140,7 +140,7 @@ def compute(
     )
     plan = plan_dataset(clips, options, out=out, overwrite=overwrite)  # checks everything before any work
     for bad in plan.bad:
-        common.warn(f"skipped {bad.problem}")
+        _warn_line(f"skipped {bad.problem}")
     # One clip named directly fails as it always did (its own error and exit code); in a
     # dataset or a list of clips, a failed clip is reported and the others go on.
     keep_going = plan.scanned or len(plan.entries) > 1
@@ -149,7 +149,7 @@ def compute(
         def on_done(row):
             advance()
             if row["status"] == "failed":
-                common.warn(row["error"])
+                _warn_line(row["error"])
 
         return run_track_jobs(jobs, workers=workers, keep_going=keep_going, on_done=on_done)
 
@@ -165,6 +165,13 @@ def compute(
     if failed:
         names = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
         raise WorkFailed(f"{len(failed)} of {len(results)} clip(s) failed: {names}")
+
+
+def _warn_line(text: str) -> None:
+    """A warning kept on one line (a clip's path and its problem), whatever the terminal's width."""
+    from rich.markup import escape
+
+    common.console().print(f"[yellow]warning:[/yellow] {escape(text)}", soft_wrap=True)
 
 
 def _print_compute(results: list[dict], seconds: float, *, table: bool) -> None:
