@@ -250,3 +250,41 @@ def test_core_jobs_check_everything_first_then_write_and_resume(cli, clip, tmp_p
     # auto on the clip's own exact tracks: nothing to do.
     [auto] = plan_track_jobs([clip], TrackOptions())
     assert auto.status == "exact" and run_track_job(auto)["status"] == "exact"
+
+
+# ---- a whole dataset: `mvt4g tracks DATASET_DIR` (more in tests/tracks/test_dataset.py) ------------
+
+
+def test_help_teaches_the_dataset_run(cli):
+    r = cli("tracks", "compute", "--help")
+    assert r.code == 0
+    text = " ".join(r.stdout.split())
+    assert "mvt4g tracks MultiCamVideo-Dataset/train --method flow --grid 30x52 --workers 2" in text
+    assert "--workers" in text and "dataset folders" in text
+
+
+def test_a_dataset_folder_of_clips_is_tracked(cli, clip, tmp_path):
+    data = tmp_path / "data" / "group"
+    data.mkdir(parents=True)
+    for name in ("a", "b"):
+        shutil.copytree(clip, data / name)
+    r = cli("tracks", tmp_path / "data", "--method", "geometry", "--grid", "2x2", "--overwrite", "--json")
+    assert r.code == 0, r.stderr
+    out = r.json()
+    assert [row["status"] for row in out["clips"]] == ["written", "written"]
+    assert out["summary"]["written"] == 2 and out["summary"]["mean"]["visible"] > 0.5
+    assert all(read_tracks(data / name / "tracks.npz").method == "geometry" for name in ("a", "b"))
+
+
+def test_named_clips_one_failing_at_run_time_the_other_is_written(cli, clip, tmp_path):
+    """Planning checks headers and presence; a depth file whose content is wrong is found while
+    working: that clip is reported, the next one still done, exit 1 naming it."""
+    bad = Path(shutil.copytree(clip, tmp_path / "bad_depth"))
+    np.savez(bad / "depth" / "cam01.npz", depth=np.ones((5, 48, 81), np.float32))
+    r = cli("tracks", bad, clip, "--method", "geometry", "--grid", "2x2", "--overwrite")
+    assert r.code == 1
+    lines = r.stderr.strip().splitlines()
+    assert any(str(bad) in ln and "depth has shape" in ln for ln in lines[:-1])
+    assert lines[-1] == f"mvt4g: error: 1 of 2 clip(s) failed: {bad}"
+    assert read_tracks(clip / "tracks.npz").method == "geometry"
+    assert read_tracks(bad / "tracks.npz").method == "planar"  # the bad clip's exact tracks untouched

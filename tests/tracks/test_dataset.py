@@ -6,6 +6,7 @@ folders (``train/f24_aperture5/sceneN``), without their exact tracks so there is
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -37,6 +38,14 @@ def synth_dataset(tmp_path_factory) -> Path:
     for path, name in zip(paths, SCENES, strict=True):
         (path / "tracks.npz").unlink()
         shutil.move(path, group / name)
+    # scene3's cameras as MultiCamVideo ships them: poses only, the focal length from f24_aperture5.
+    from mvt4g.camera.converters import recammaster_extrinsics_dict
+    from mvt4g.camera.rig import read_cameras_json
+
+    cams = group / "scene3" / "cameras"
+    poses = {view: c.c2w for view, c in read_cameras_json(cams / "cameras.json").items()}
+    (cams / "camera_extrinsics.json").write_text(json.dumps(recammaster_extrinsics_dict(poses)))
+    (cams / "cameras.json").unlink()
     return root / "dataset"
 
 
@@ -115,6 +124,7 @@ def test_quality_signals_by_hand():
 def test_dataset_is_tracked_then_a_rerun_skips_every_clip(cli, dataset):
     r = cli("tracks", dataset, *GEOMETRY)
     assert r.code == 0, r.stderr
+    assert (clip_dir(dataset, "scene3") / "cameras" / "camera_extrinsics.json").is_file()  # MultiCamVideo cameras
     for name in SCENES:
         ts = read_tracks(clip_dir(dataset, name) / "tracks.npz")
         assert ts.method == "geometry" and ts.tracks.shape[:3] == (2, 5, 18)
