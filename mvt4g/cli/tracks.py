@@ -167,6 +167,14 @@ def compute(
         raise WorkFailed(f"{len(failed)} of {len(results)} clip(s) failed: {names}")
 
 
+def _signals(row: dict) -> str:
+    """`` (own view 52.8%, cross view 18.8%, associated 23.4%)`` for the signals a row has."""
+    q = row.get("quality") or {}
+    parts = [f"{name} {100 * q[key]:.1f}%" for key, name in
+             (("own_view", "own view"), ("cross_view", "cross view"), ("associated", "associated")) if q.get(key) is not None]  # fmt: skip
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _warn_line(text: str) -> None:
     """A warning kept on one line (a clip's path and its problem), whatever the terminal's width."""
     from rich.markup import escape
@@ -197,7 +205,7 @@ def _print_compute(results: list[dict], seconds: float, *, table: bool) -> None:
         if r["status"] == "written":
             common.info(
                 f"  {r['out']}  ({r['method']}: {r['reason']}) {r['tracks']} tracks x {r['views']} views x "
-                f"{r['frames']} frames, {100 * r['visible_fraction']:.1f}% visible, {r['seconds']:.2f} s"
+                f"{r['frames']} frames, {100 * r['visible_fraction']:.1f}% visible{_signals(r)}, {r['seconds']:.2f} s"
             )
         elif r["status"] in ("current", "exact"):
             common.info(f"  {r['out']}  ({r['status']}: {r['reason'] if r['status'] == 'exact' else 'inputs unchanged'})")

@@ -102,7 +102,7 @@ class BadClip:
 
     def row(self) -> dict:
         """The row a run reports for it (status ``failed``, stage ``plan``)."""
-        return {"clip": str(self.clip), "status": "failed", "stage": "plan", "error": self.problem}
+        return {"clip": str(self.clip), "status": "failed", "stage": "plan", "error": self.problem, "exit_code": 2}
 
 
 def problem_line(clip: Path, exc: BaseException) -> str:
