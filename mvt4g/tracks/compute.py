@@ -19,6 +19,8 @@ Many clips (what ``mvt4g tracks compute`` does)::
     jobs = plan_track_jobs(["data/synth/scene_0000"], TrackOptions(method="geometry"))
     with lock_track_jobs(jobs) as jobs:             # the clip folders are this run's
         rows = [run_track_job(job) for job in jobs]  # one JSON-ready dict per clip
+
+Dataset folders, bad clips set aside and worker processes: :mod:`mvt4g.tracks.dataset`.
 """
 
 from __future__ import annotations
