@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Annotated
@@ -156,6 +157,125 @@ def generate(
         if not 0.0 <= track_timestep <= 1000.0:
             raise InputError(f"--track-timestep must be in [0, 1000], got {track_timestep:g}")
 
+    from mvt4g.model.distributed import item_group
+
+    # Under torchrun every rank plans the same jobs and makes its share (mvt4g.sample.batch);
+    # rank 0 prints for all of them, the others only errors. One process: exactly as before.
+    with item_group(device) as ranks:
+        if not ranks.is_main:
+            common.STATE.quiet = True
+        _generate(ranks, start=start, references=references, model=model, traj=traj, target_cameras=target_cameras,
+                  camera=camera, out=out, out_dir=out_dir, prompt=prompt, steps=steps, guidance=guidance, shift=shift,
+                  sampler=sampler, seed=seed, frames=frames, height_width=height_width, frame_policy=frame_policy,
+                  fov=fov, focal=focal, ref_cameras=ref_cameras, device=str(ranks.device) if ranks.distributed else device,
+                  dtype=dtype, query_points=query_points, track_timestep=track_timestep, side_by_side=side_by_side,
+                  skip_existing=skip_existing, overwrite=overwrite, json_out=json_out)  # fmt: skip
+
+
+def agree_ranks(error, ranks) -> None:
+    """Stop every rank when any failed a step all of them do (checks, locks, loading the model).
+
+    One process raises its error as always. Under torchrun rank 0 raises its own error or the
+    first failing rank's (one line); the other ranks leave silently with the same exit code.
+    """
+    from mvt4g.errors import InputError, WorkFailed
+    from mvt4g.model.distributed import first_failure
+
+    if not ranks.distributed:
+        if error is not None:
+            raise error
+        return
+    failure = first_failure(error, ranks)
+    if failure is None:
+        return
+    rank, code, message = failure
+    if not ranks.is_main:
+        raise typer.Exit(code)
+    if error is not None:
+        raise error
+    raise (InputError if code == 2 else WorkFailed)(f"rank {rank}: {message}")
+
+
+def _generate(ranks, *, start, references, model, traj, target_cameras, camera, out, out_dir, prompt, steps, guidance,
+              shift, sampler, seed, frames, height_width, frame_policy, fov, focal, ref_cameras, device, dtype,
+              query_points, track_timestep, side_by_side, skip_existing, overwrite, json_out) -> None:  # fmt: skip
+    from mvt4g.errors import MVT4GError
+
+    error = planned = None
+    try:
+        planned = _plan(references=references, model=model, traj=traj, target_cameras=target_cameras, camera=camera,
+                        out=out, out_dir=out_dir, prompt=prompt, steps=steps, guidance=guidance, shift=shift,
+                        sampler=sampler, seed=seed, frames=frames, height_width=height_width, frame_policy=frame_policy,
+                        fov=fov, focal=focal, ref_cameras=ref_cameras, device=device, dtype=dtype,
+                        query_points=query_points, track_timestep=track_timestep, side_by_side=side_by_side,
+                        skip_existing=skip_existing, overwrite=overwrite)  # fmt: skip
+    except MVT4GError as exc:
+        error = exc
+    agree_ranks(error, ranks)
+    model_dir, config, settings, options, jobs, torch_device, n_frames, height, width = planned
+    if all(job.skip for job in jobs):
+        common.info(f"{len(jobs)} item(s) already written from the same inputs and settings; nothing to do")
+        if json_out:
+            common.emit_json({"items": [{"reference": str(j.reference.path), "trajectory": j.target.name,
+                                         "status": "skipped", "outputs": j.paths.to_dict()} for j in jobs],
+                              "ok": len(jobs), "failed": 0, "skipped": len(jobs), "model": str(model_dir)})  # fmt: skip
+        return
+
+    from mvt4g.sample.batch import ItemRecord, gather_records, lock_item_folders, shard_jobs
+    from mvt4g.sample.pipeline import GeneratePipeline
+
+    with contextlib.ExitStack() as stack:
+        error = pipeline = None
+        try:
+            # Rank 0 locks the folders for every rank; the others write only once it holds them (agree_ranks).
+            stack.enter_context(lock_item_folders(jobs, out_dir=out_dir if out is None else None, rank=ranks.rank))
+            pipeline = GeneratePipeline(model_dir, device=torch_device, dtype=dtype)
+        except MVT4GError as exc:
+            error = exc
+        agree_ranks(error, ranks)
+        if prompt and pipeline.text is None and ranks.is_main:
+            common.warn(f"{pipeline.text_note}; the prompt is ignored and guidance is skipped")
+        mine = shard_jobs(jobs, ranks.rank, ranks.world_size)
+        spread = f" over {ranks.world_size} processes" if ranks.distributed else ""
+        common.info(
+            f"model {model_dir} ({config.name}) on {pipeline.device} {str(pipeline.dtype).replace('torch.', '')}, "
+            f"loaded in {pipeline.load_seconds:.1f} s (+ {pipeline.import_seconds:.1f} s importing diffusers); {len(jobs)} item(s) of {n_frames} frames at {height}x{width}, "
+            f"{settings.steps} {settings.sampler} steps{spread}"
+        )
+        outcomes = _run(pipeline, [jobs[i] for i in mine], options, settings, seed, prompt, track_timestep, overwrite,
+                        single=len(jobs) == 1)  # fmt: skip
+        # Every rank's items, in the jobs' order; the folders stay locked until all ranks are done.
+        records = gather_records([ItemRecord.of(i, o) for i, o in zip(mine, outcomes, strict=True)], ranks)
+    failed = [r for r in records if not r.ok]
+    if not ranks.is_main:  # rank 0 reports for every rank; this one leaves with the same exit code
+        if failed:
+            raise typer.Exit(_failure_kind(failed).exit_code)
+        return
+    if json_out:
+        common.emit_json({
+            "items": [r.item for r in records],
+            "ok": len(records) - len(failed),
+            "failed": len(failed),
+            "skipped": sum(r.skipped for r in records),
+            "settings": {**settings.to_dict(), "seed": seed, "frames": n_frames, "size": [height, width],
+                         "frame_policy": frame_policy, "device": str(pipeline.device),
+                         "dtype": str(pipeline.dtype).replace("torch.", ""), "query_points": query_points,
+                         "text_encoder": pipeline.text is not None},
+            "model": str(model_dir),
+            "timings": {"import_s": round(pipeline.import_seconds, 3), "load_s": round(pipeline.load_seconds, 3),
+                        "total_s": round(time.perf_counter() - start, 3)},
+        })  # fmt: skip
+    if failed:
+        _raise_failures(failed, len(records))
+    common.info(f"{len(records)} item(s) in {time.perf_counter() - start:.1f} s")
+
+
+def _plan(*, references, model, traj, target_cameras, camera, out, out_dir, prompt, steps, guidance, shift, sampler,
+          seed, frames, height_width, frame_policy, fov, focal, ref_cameras, device, dtype, query_points, track_timestep,
+          side_by_side, skip_existing, overwrite):  # fmt: skip
+    """Every check before any work, and the jobs (see mvt4g.sample.batch.plan_jobs)."""
+    from mvt4g.errors import InputError
+
     from mvt4g.model.checkpoint import read_config
     from mvt4g.model.lookup import resolve_model
     from mvt4g.sample.pipeline import check_video_shape, resolve_device, resolve_dtype
@@ -197,45 +317,7 @@ def generate(
     jobs = plan_jobs(plans, targets, out=out, out_dir=out_dir, side_by_side=side_by_side,
                      query_spec=query_points, size=(height, width), token_stride=config.token_stride,
                      overwrite=overwrite, request=request, skip_existing=skip_existing)  # fmt: skip
-    if all(job.skip for job in jobs):
-        common.info(f"{len(jobs)} item(s) already written from the same inputs and settings; nothing to do")
-        if json_out:
-            common.emit_json({"items": [{"reference": str(j.reference.path), "trajectory": j.target.name,
-                                         "status": "skipped", "outputs": j.paths.to_dict()} for j in jobs],
-                              "ok": len(jobs), "failed": 0, "skipped": len(jobs), "model": str(model_dir)})  # fmt: skip
-        return
-
-    from mvt4g.sample.batch import lock_item_folders
-    from mvt4g.sample.pipeline import GeneratePipeline
-
-    with lock_item_folders(jobs, out_dir=out_dir if out is None else None):
-        pipeline = GeneratePipeline(model_dir, device=torch_device, dtype=dtype)
-        if prompt and pipeline.text is None:
-            common.warn(f"{pipeline.text_note}; the prompt is ignored and guidance is skipped")
-        common.info(
-            f"model {model_dir} ({config.name}) on {pipeline.device} {str(pipeline.dtype).replace('torch.', '')}, "
-            f"loaded in {pipeline.load_seconds:.1f} s (+ {pipeline.import_seconds:.1f} s importing diffusers); {len(jobs)} item(s) of {n_frames} frames at {height}x{width}, "
-            f"{settings.steps} {settings.sampler} steps"
-        )
-        outcomes = _run(pipeline, jobs, options, settings, seed, prompt, track_timestep, overwrite, single=len(jobs) == 1)
-    failed = [o for o in outcomes if not o.ok]
-    if json_out:
-        common.emit_json({
-            "items": [o.to_dict() for o in outcomes],
-            "ok": len(outcomes) - len(failed),
-            "failed": len(failed),
-            "skipped": sum(o.job.skip for o in outcomes),
-            "settings": {**settings.to_dict(), "seed": seed, "frames": n_frames, "size": [height, width],
-                         "frame_policy": frame_policy, "device": str(pipeline.device),
-                         "dtype": str(pipeline.dtype).replace("torch.", ""), "query_points": query_points,
-                         "text_encoder": pipeline.text is not None},
-            "model": str(model_dir),
-            "timings": {"import_s": round(pipeline.import_seconds, 3), "load_s": round(pipeline.load_seconds, 3),
-                        "total_s": round(time.perf_counter() - start, 3)},
-        })  # fmt: skip
-    if failed:
-        _raise_failures(failed, len(outcomes))
-    common.info(f"{len(outcomes)} item(s) in {time.perf_counter() - start:.1f} s")
+    return model_dir, config, settings, options, jobs, torch_device, n_frames, height, width
 
 
 def _stamp(path: Path) -> list | None:
@@ -296,11 +378,15 @@ def _run(pipeline, jobs, options, settings, seed, prompt, track_timestep, overwr
                         on_start=on_start, on_step=on_step, on_done=on_done)  # fmt: skip
 
 
-def _raise_failures(failed, total: int) -> None:
+def _failure_kind(failed) -> type:
     from mvt4g.errors import InputError, WorkFailed
 
+    return InputError if all(r.exit_code == 2 for r in failed) else WorkFailed
+
+
+def _raise_failures(failed, total: int) -> None:
     first = failed[0]
-    kind = InputError if all(o.exit_code == 2 for o in failed) else WorkFailed
+    kind = _failure_kind(failed)
     if total == 1:
         raise kind(first.error)
-    raise kind(f"{len(failed)} of {total} items failed (first: {first.job.label}: {first.error})")
+    raise kind(f"{len(failed)} of {total} items failed (first: {first.label}: {first.error})")

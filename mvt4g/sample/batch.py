@@ -19,6 +19,14 @@ item folders this process's for the run. A job that fails later (a video that tu
 out not to decode, out of memory, a NaN) is reported in its :class:`JobOutcome` and the others
 still run; the video is written last, so a present ``V.mp4`` means a complete item, and
 companions without it (what kill -9 leaves of an item) are replaced without ``--overwrite``.
+
+Several processes (``torchrun --nproc-per-node N -m mvt4g generate ...``): every rank plans
+the same jobs; rank 0 alone locks the item folders (for all ranks, until every rank is done),
+then each rank runs its share (:func:`shard_jobs`: contiguous blocks of the jobs to make, in
+order; kept items are rank 0's) and writes its items' files itself, atomically as always.
+The seed is per run, not per process, so an item is the same video whichever rank makes it.
+Rank 0 gathers every rank's :class:`ItemRecord` (:func:`gather_records`) and reports them all
+in the jobs' order, as one process would.
 """
 
 from __future__ import annotations
@@ -120,6 +128,45 @@ class JobOutcome:
         return out
 
 
+@dataclass
+class ItemRecord:
+    """What the report needs of one finished job, small enough to send between processes."""
+
+    index: int  # position in the planned jobs
+    label: str
+    ok: bool
+    skipped: bool
+    error: str | None
+    exit_code: int
+    item: dict  # JobOutcome.to_dict()
+
+    @classmethod
+    def of(cls, index: int, outcome: JobOutcome) -> ItemRecord:
+        return cls(index, outcome.job.label, outcome.ok, outcome.job.skip, outcome.error, outcome.exit_code,
+                   outcome.to_dict())  # fmt: skip
+
+
+def shard_jobs(jobs: list[GenerateJob], rank: int, world: int) -> list[int]:
+    """Positions in ``jobs`` that ``rank`` of ``world`` runs: the jobs to make in contiguous,
+    balanced blocks (a reference's items stay together, read once), kept ones all on rank 0."""
+    from mvt4g.model.distributed import shard
+
+    todo = [i for i, job in enumerate(jobs) if not job.skip]
+    mine = [todo[i] for i in shard(len(todo), rank, world)]
+    if rank == 0:
+        mine += [i for i, job in enumerate(jobs) if job.skip]
+    return sorted(mine)
+
+
+def gather_records(records: list[ItemRecord], ctx) -> list[ItemRecord]:
+    """Every rank's records in job order (on every rank; ``records`` for one process)."""
+    from mvt4g.model.distributed import gather_objects
+
+    if not ctx.distributed:
+        return records
+    return sorted((r for part in gather_objects(records, ctx) for r in part), key=lambda r: r.index)
+
+
 def plan_jobs(
     references: list[ReferencePlan],
     targets: list[Target],
@@ -215,7 +262,7 @@ def written_key(paths: ItemPaths) -> str | None:
         return None
 
 
-def lock_item_folders(jobs: list[GenerateJob], *, out_dir: Path | None) -> contextlib.AbstractContextManager:
+def lock_item_folders(jobs: list[GenerateJob], *, out_dir: Path | None, rank: int = 0) -> contextlib.AbstractContextManager:
     """Own the output folders of a ``--out-dir`` batch for the whole run (model loading included).
 
     Each reference's folder ``DIR/REF_STEM`` is locked (``mvt4g.fs.lock``), not ``DIR``
@@ -223,8 +270,10 @@ def lock_item_folders(jobs: list[GenerateJob], *, out_dir: Path | None) -> conte
     folder by default) gets no lock file. A second process on the same reference is refused
     with ``output folder is in use by pid N``. ``--out FILE`` (one item, written atomically)
     locks nothing; nor do items kept by ``--skip-existing`` (a finished batch's rerun touches nothing).
+    Under torchrun only rank 0 locks, for every rank (``rank`` > 0 locks nothing): the ranks
+    share the folders, and rank 0 holds them until all ranks are done.
     """
-    if out_dir is None:
+    if out_dir is None or rank != 0:
         return contextlib.nullcontext([])
     return lock_folders((job.paths.video.parent for job in jobs if not job.skip), "output folder")
 
