@@ -3,7 +3,7 @@
 Layers, bottom to top; a module may import its own package and any lower layer, never a
 package of its own layer or above:
 
-    errors < fs, memory, threads < camera < io < tracks, model < synth, train, sample
+    errors < fs, memory, threads, workers < camera < io < tracks, model < synth, train, sample
         < eval, analysis < demo < cli < __main__
 
 Every import counts, including those inside functions and under ``TYPE_CHECKING``: a loop
@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mvt4g"
 
 LAYERS: list[set[str]] = [
     {"errors", "_lazy", "__init__"},
-    {"fs", "memory", "threads"},
+    {"fs", "memory", "threads", "workers"},
     {"camera"},
     {"io"},
     {"tracks", "model"},

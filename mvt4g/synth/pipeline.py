@@ -8,11 +8,8 @@ scene whose ``meta.json`` provenance (seed, scene index, settings) matches this 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import multiprocessing
-import os
-import signal
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -32,6 +29,7 @@ from mvt4g.synth.scene import Scene
 from mvt4g.synth.tracks_gt import ExactTracks, exact_tracks
 from mvt4g.synth.writer import write_clip
 from mvt4g.threads import torch_threads
+from mvt4g.workers import end_worker, install_worker_signals
 
 MAX_VIEWS = 99  # view names are cam01..cam99
 
@@ -215,37 +213,14 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)  # this worker process only
     # A SIGTERM to the whole process group (timeout, a job scheduler) reaches the workers too;
     # Python's default would end one mid-write and leave its temporary scene folder behind.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    _sigterm_when_parent_dies()
+    install_worker_signals()
 
 
 def _synthesize_in_worker(settings: SynthSettings, index: int, out: str | Path, overwrite: bool) -> Path:
     try:
         return synthesize_one(settings, index, out, overwrite)
-    except SystemExit as stop:  # SIGTERM (_exit_on_sigterm): the scene's temporary is removed by now
-        # End the process: the pool would catch the exception and wait for the next scene,
-        # for ever if the main process was killed.
-        os._exit(stop.code if isinstance(stop.code, int) else 143)
-
-
-def _sigterm_when_parent_dies() -> None:
-    """Linux: a worker whose main process is killed (kill -9) gets SIGTERM, instead of living
-    on as an orphan that renders into a folder a rerun may be using."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
-    parent = multiprocessing.parent_process()
-    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took effect
-        raise SystemExit(143)
-
-
-def _exit_on_sigterm(signum, frame) -> None:
-    # Once: a second SIGTERM (timeout sends one to the process and one to its group) must
-    # not cut short the cleanup the first started. SystemExit, not KeyboardInterrupt: an
-    # idle worker then ends without a traceback, a busy one removes its temporary first.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise SystemExit(128 + signum)
+    except SystemExit as stop:  # SIGTERM: the scene's temporary is removed by now
+        end_worker(stop)
 
 
 def synthesize(

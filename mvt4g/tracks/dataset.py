@@ -36,6 +36,7 @@ from pathlib import Path
 
 from mvt4g.errors import InputError, MVT4GError, OutputExistsError
 from mvt4g.fs.atomic import is_temp_name
+from mvt4g.workers import end_worker, install_worker_signals
 from mvt4g.tracks.compute import (
     TrackJob,
     TrackOptions,
@@ -296,35 +297,11 @@ def _init_worker(threads: int) -> None:
     cv2.setNumThreads(threads)
     # Ctrl-C reaches the whole process group; the main process then stops the workers with
     # SIGTERM (_worker_pool), so a worker does not start another clip meanwhile.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A SIGTERM (from the main process, or to the whole group from a timeout or a job
-    # scheduler) ends the clip being written cleanly: SystemExit unwinds the atomic write.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    _sigterm_when_parent_dies()
+    install_worker_signals(ignore_sigint=True)
 
 
 def _run_in_worker(job: TrackJob) -> dict:
     try:
         return _run_caught(job)
     except SystemExit as stop:  # SIGTERM: the clip's temporary is removed by now
-        # End the process: the pool would otherwise wait in it for the next clip.
-        os._exit(stop.code if isinstance(stop.code, int) else 143)
-
-
-def _sigterm_when_parent_dies() -> None:
-    """Linux: a worker whose main process is killed (kill -9) gets SIGTERM instead of living on
-    as an orphan that writes into a clip folder a rerun may be using."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
-    parent = multiprocessing.parent_process()
-    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took effect
-        raise SystemExit(143)
-
-
-def _exit_on_sigterm(signum, frame) -> None:
-    # Once: a second SIGTERM (timeout sends one to the process and one to its group) must not
-    # cut short the cleanup the first started.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise SystemExit(128 + signum)
+        end_worker(stop)
