@@ -18,14 +18,15 @@ def run_jobs(jobs: Sequence[Job], run: Callable[[Job], dict[str, Any]], label: s
 
     Returns the rows ``run`` gave (one JSON-ready dict per job) and the wall time in seconds.
     """
-    start = time.perf_counter()
-    rows = []
-    with common.progress() as bar:
-        task = bar.add_task(label, total=len(jobs))
+
+    def work(advance: Callable[..., None]) -> list[dict[str, Any]]:
+        rows = []
         for job in jobs:
             rows.append(run(job))
-            bar.advance(task)
-    return rows, time.perf_counter() - start
+            advance()
+        return rows
+
+    return run_with_progress(len(jobs), label, work)
 
 
 def run_with_progress(total: int, label: str, work: Callable[[Callable[..., None]], R]) -> tuple[R, float]:
