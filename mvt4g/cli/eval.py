@@ -113,6 +113,10 @@ def eval_command(
     listed as skipped with the file each needs. Every metric is reported with its source and
     settings. PSNR of identical frames is infinite: JSON writes it as the string "inf".
 
+    Many GPUs: `torchrun --nproc-per-node N -m mvt4g eval ...` shares the items out over N
+    processes (`cuda:LOCAL_RANK` each); rank 0 merges their scores into the report one
+    process makes and alone prints and writes it.
+
     Examples:
 
         mvt4g eval --bench synthetic --data-root data/synth --model runs/tiny --steps 4
@@ -148,31 +152,53 @@ def eval_command(
         raise InputError("give exactly one of --model (generate), --videos (score existing videos) or --copy-reference")
     if save_videos is not None and model is None:
         raise InputError("--save-videos needs --model")
-    for out in (csv_out, report_out):
-        if out is not None:
-            check_output_path(out, overwrite=overwrite)
-    settings = EvalSettings(
-        groups=parse_metrics(metrics), camera_metric=camera_metric, pose_estimator=pose_estimator,
-        weights_dir=weights_dir, frames=frames,
-        size=common.parse_size(size) if size is not None else None,
-    )  # fmt: skip
-    benchmark = open_bench(bench, data_root, sequences=parse_names(sequences, "sequences"),
-                           trajectories=parse_names(traj, "traj"), fov_deg=fov)  # fmt: skip
-    keys = benchmark.keys()
-    if model is not None:
-        source = ModelSource(model, frames=frames, size=settings.size, steps=steps, seed=seed, device=device,
-                             save_dir=save_videos, overwrite=overwrite)  # fmt: skip
-        source.check_outputs(keys)
-    elif copy_reference:
-        source = CopySource(frames=frames, size=settings.size)
-    else:
-        source = FolderSource(videos, keys)
-    _info(source_line(benchmark, source, len(keys)))
 
-    with common.progress() as bar:
-        task = bar.add_task("scoring", total=len(keys))
-        result = run_eval(benchmark, source, settings, on_item=lambda label, outcome: bar.advance(task))
+    from mvt4g.cli.generate import agree_ranks
+    from mvt4g.errors import MVT4GError
+    from mvt4g.model.distributed import item_group
+
+    # Under torchrun every rank scores its share of the items (and saves its own videos); rank 0
+    # merges them into the one report a single process makes and alone prints and writes it.
+    with item_group(device) as ranks:
+        if not ranks.is_main:
+            common.STATE.quiet = True
+        error = None
+        try:
+            for out in (csv_out, report_out):
+                if out is not None:
+                    check_output_path(out, overwrite=overwrite)
+            settings = EvalSettings(
+                groups=parse_metrics(metrics), camera_metric=camera_metric, pose_estimator=pose_estimator,
+                weights_dir=weights_dir, frames=frames,
+                size=common.parse_size(size) if size is not None else None,
+            )  # fmt: skip
+            benchmark = open_bench(bench, data_root, sequences=parse_names(sequences, "sequences"),
+                                   trajectories=parse_names(traj, "traj"), fov_deg=fov)  # fmt: skip
+            keys = benchmark.keys()
+            if model is not None:
+                source = ModelSource(model, frames=frames, size=settings.size, steps=steps, seed=seed,
+                                     device=str(ranks.device) if ranks.distributed else device,
+                                     save_dir=save_videos, overwrite=overwrite)  # fmt: skip
+                source.check_outputs(keys)
+            elif copy_reference:
+                source = CopySource(frames=frames, size=settings.size)
+            else:
+                source = FolderSource(videos, keys)
+        except MVT4GError as exc:
+            error = exc
+        agree_ranks(error, ranks)  # every rank checked before any rank writes a video
+        _info(source_line(benchmark, source, len(keys)))
+
+        with common.progress() as bar:
+            task = bar.add_task("scoring", total=len(keys))
+            result = run_eval(benchmark, source, settings, on_item=lambda label, outcome: bar.advance(task), ranks=ranks)
     report = run_report(benchmark, source, settings, result)
+    if not ranks.is_main:  # rank 0 reports; this one leaves with its exit code
+        try:
+            check_something_scored(result, settings.groups)
+        except MVT4GError as exc:
+            raise typer.Exit(exc.exit_code) from None
+        return
     check_something_scored(result, settings.groups)
     for level, line in problem_lines(result, explicit=metrics.strip() != "all" or weights_dir is not None):
         (_warn if level == "warning" else _info)(line)

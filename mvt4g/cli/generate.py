@@ -121,6 +121,10 @@ def generate(
     runs: a second `generate` writing the same reference there is refused ("output folder is
     in use by pid N", exit 2).
 
+    Many GPUs: `torchrun --nproc-per-node N -m mvt4g generate ...` shares the items out over N
+    processes (`cuda:LOCAL_RANK` each; same seed, so the same videos as one process); each
+    writes its own items and rank 0 prints the summary (or `--json`) of all of them.
+
     Without `--model` the shipped MVTrack4Gen model is used (a small DiT trained on synthetic
     scenes at 32x32, 9 frames: a demonstration of the method on a CPU, not the paper's model;
     `mvt4g info --model mvtrack4gen` shows its card). Frames and size default to the model's.

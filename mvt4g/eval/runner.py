@@ -204,9 +204,12 @@ class ModelSource:
         self.pipeline = None
         self.missing: list[tuple[str, str]] = []
         self.extra: list[str] = []
-        #: Generated videos seen so far: digest of the frames -> "SEQUENCE/TRAJECTORY" of the first.
-        self._seen: dict[str, str] = {}
-        self.warnings: list[str] = []
+        #: Generated videos so far, in order: ("SEQUENCE/TRAJECTORY", digest of the frames).
+        self.digests: list[tuple[str, str]] = []
+
+    @property
+    def warnings(self) -> list[str]:
+        return repeat_warnings(self.digests)
 
     def check_outputs(self, keys: list[tuple[str, str]]) -> None:
         """Before any work: the save folder's parent exists and no video would be overwritten unasked."""
@@ -274,12 +277,19 @@ class ModelSource:
         """Note when this video equals one generated before (same reference and seed, other target)."""
         import hashlib
 
-        digest = hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
-        label = f"{item.sequence}/{item.trajectory}"
-        first = self._seen.setdefault(digest, label)
+        self.digests.append((f"{item.sequence}/{item.trajectory}", hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()))
+
+
+def repeat_warnings(digests: list[tuple[str, str]]) -> list[str]:
+    """A warning for every video equal to an earlier one of ``digests`` ((label, digest) in order)."""
+    seen: dict[str, str] = {}
+    out = []
+    for label, digest in digests:
+        first = seen.setdefault(digest, label)
         if first != label:
-            self.warnings.append(f"{label} is the same video as {first}: the model's output does not depend on the "
-                                 "target camera (an untrained camera path?), so its scores differ only by ground truth")  # fmt: skip
+            out.append(f"{label} is the same video as {first}: the model's output does not depend on the "
+                       "target camera (an untrained camera path?), so its scores differ only by ground truth")  # fmt: skip
+    return out
 
 
 class CopySource:
@@ -434,36 +444,51 @@ def run_eval(
     settings: EvalSettings,
     *,
     on_item: Callable[[str, VideoResult | SkippedVideo], None] | None = None,
+    ranks=None,
 ) -> EvalResult:
-    """Score every item of ``bench`` that ``source`` can provide (see the module docstring)."""
+    """Score every item of ``bench`` that ``source`` can provide (see the module docstring).
+
+    ``ranks`` (a ``mvt4g.model.distributed.DistContext``; None: one process): under torchrun
+    each rank scores its share of the items (contiguous blocks in the order one process takes
+    them, so a sequence is read by as few ranks as possible) and every rank returns the merged
+    result, in one process's order: the report is the one a single process makes.
+    """
+    from mvt4g.model.distributed import shard
+
     info = metric_descriptions(settings.groups, settings.camera_metric, settings.pose_estimator)
     skipped_metrics, lpips_model = bench_exclusions(bench, settings.groups, settings.weights_dir)
     active = [g for g in settings.groups if g not in skipped_metrics and g in WEIGHT_FREE_GROUPS + ("lpips",)]
-    results: list[VideoResult] = []
-    skipped_videos: list[SkippedVideo] = []
+    rank, world = (ranks.rank, ranks.world_size) if ranks is not None else (0, 1)
+    # (order, entry), sorted as one process appends them: missing videos, then per sequence the
+    # items whose frames could not be counted, then the others in order.
+    entries: list[tuple[tuple[int, int, int, int], VideoResult | SkippedVideo]] = []
 
-    def skip(key: tuple[str, str], reason: str, failed: bool = False) -> None:
+    def skip(order: tuple[int, int, int, int], key: tuple[str, str], reason: str, failed: bool = False) -> None:
         s = SkippedVideo(key[0], key[1], reason, failed)
-        skipped_videos.append(s)
+        entries.append((order, s))
         if on_item:
             on_item(f"{key[0]}/{key[1]}", s)
 
-    for key in source.missing:
-        skip(key, f"no video {key[0]}/{key[1]}.mp4 in {getattr(source, 'root', '')}")
-    if not active:
-        return EvalResult(results, skipped_videos, list(source.extra), skipped_metrics, info)
+    if rank == 0:
+        for n, key in enumerate(source.missing):
+            skip((0, 0, 0, n), key, f"no video {key[0]}/{key[1]}.mp4 in {getattr(source, 'root', '')}")
     missing = set(source.missing)
     all_keys = bench.keys()
-    for sequence in bench.sequences():
+    order = [k for sequence in bench.sequences() for k in all_keys if k[0] == sequence and k not in missing]
+    position = {key: i for i, key in enumerate(order)}
+    mine = {order[i] for i in shard(len(order), rank, world)}
+    for seq, sequence in enumerate(bench.sequences() if active else ()):
         keys = [k for k in all_keys if k[0] == sequence and k not in missing]
-        if not keys:
+        if not any(k in mine for k in keys):
             continue
+        # Frames of every item of the sequence, as one process reads it; only this rank's are scored.
         frames: dict[tuple[str, str], int] = {}
         for key in keys:
             try:
                 frames[key] = source.frames_of(key, settings.frames)
             except InputError as exc:
-                skip(key, str(exc))
+                if key in mine:
+                    skip((1, seq, 0, position[key]), key, str(exc))
         if not frames:
             continue
         try:
@@ -471,24 +496,38 @@ def run_eval(
             items = {it.key: it for it in bench.load(sequence, max(counts) if len(counts) == len(frames) else None)}
         except InputError as exc:
             for key in frames:
-                skip(key, f"sequence could not be read: {exc}")
+                if key in mine:
+                    skip((1, seq, 1, position[key]), key, f"sequence could not be read: {exc}")
             continue
         for key, count in frames.items():
+            if key not in mine:
+                continue
             try:
                 size = settings.size or (source.size if isinstance(source, ModelSource) else None)
                 item = items[key].fit(count or items[key].frames, size)
                 generated, path, notes = source.video(item)
             except InputError as exc:
-                skip(key, str(exc))
+                skip((1, seq, 1, position[key]), key, str(exc))
                 continue
             except MVT4GError as exc:  # the work failed for this item (e.g. NaN latents): the others still run
-                skip(key, str(exc), failed=True)
+                skip((1, seq, 1, position[key]), key, str(exc), failed=True)
                 continue
             metrics, details, per_skip = score_video(item, generated, active, settings, lpips_model)
             result = VideoResult(sequence, key[1], path, count, item.target_size, metrics, details, per_skip,
                                  item.notes + notes)  # fmt: skip
-            results.append(result)
+            entries.append(((1, seq, 1, position[key]), result))
             if on_item:
                 on_item(f"{sequence}/{key[1]}", result)
-    return EvalResult(results, skipped_videos, list(source.extra), skipped_metrics, info,
-                      list(getattr(source, "warnings", [])))  # fmt: skip
+    digests = list(getattr(source, "digests", []))
+    if ranks is not None and ranks.distributed:
+        from mvt4g.model.distributed import gather_objects
+
+        parts = gather_objects((entries, digests), ranks)
+        entries = [e for part, _ in parts for e in part]
+        labels = {f"{k[0]}/{k[1]}": position[k] for k in order}
+        digests = sorted((d for _, part in parts for d in part), key=lambda d: labels[d[0]])
+    entries.sort(key=lambda e: e[0])
+    results = [e for _, e in entries if isinstance(e, VideoResult)]
+    skipped_videos = [e for _, e in entries if isinstance(e, SkippedVideo)]
+    warnings = repeat_warnings(digests) if hasattr(source, "digests") else list(getattr(source, "warnings", []))
+    return EvalResult(results, skipped_videos, list(source.extra), skipped_metrics, info, warnings)
