@@ -228,26 +228,28 @@ def _generate(ranks, *, start, references, model, traj, target_cameras, camera, 
     from mvt4g.sample.batch import ItemRecord, gather_records, lock_item_folders, shard_jobs
     from mvt4g.sample.pipeline import GeneratePipeline
 
+    mine = shard_jobs(jobs, ranks.rank, ranks.world_size)  # every job for one process
     with contextlib.ExitStack() as stack:
         error = pipeline = None
         try:
             # Rank 0 locks the folders for every rank; the others write only once it holds them (agree_ranks).
             stack.enter_context(lock_item_folders(jobs, out_dir=out_dir if out is None else None, rank=ranks.rank))
-            pipeline = GeneratePipeline(model_dir, device=torch_device, dtype=dtype)
+            if mine:  # a rank without items (fewer items than processes) loads nothing
+                pipeline = GeneratePipeline(model_dir, device=torch_device, dtype=dtype)
         except MVT4GError as exc:
             error = exc
         agree_ranks(error, ranks)
-        if prompt and pipeline.text is None and ranks.is_main:
-            common.warn(f"{pipeline.text_note}; the prompt is ignored and guidance is skipped")
-        mine = shard_jobs(jobs, ranks.rank, ranks.world_size)
-        spread = f" over {ranks.world_size} processes" if ranks.distributed else ""
-        common.info(
-            f"model {model_dir} ({config.name}) on {pipeline.device} {str(pipeline.dtype).replace('torch.', '')}, "
-            f"loaded in {pipeline.load_seconds:.1f} s (+ {pipeline.import_seconds:.1f} s importing diffusers); {len(jobs)} item(s) of {n_frames} frames at {height}x{width}, "
-            f"{settings.steps} {settings.sampler} steps{spread}"
-        )
+        if ranks.is_main:
+            if prompt and pipeline.text is None:
+                common.warn(f"{pipeline.text_note}; the prompt is ignored and guidance is skipped")
+            spread = f" over {ranks.world_size} processes" if ranks.distributed else ""
+            common.info(
+                f"model {model_dir} ({config.name}) on {pipeline.device} {str(pipeline.dtype).replace('torch.', '')}, "
+                f"loaded in {pipeline.load_seconds:.1f} s (+ {pipeline.import_seconds:.1f} s importing diffusers); {len(jobs)} item(s) of {n_frames} frames at {height}x{width}, "
+                f"{settings.steps} {settings.sampler} steps{spread}"
+            )
         outcomes = _run(pipeline, [jobs[i] for i in mine], options, settings, seed, prompt, track_timestep, overwrite,
-                        single=len(jobs) == 1)  # fmt: skip
+                        single=len(jobs) == 1) if mine else []  # fmt: skip
         # Every rank's items, in the jobs' order; the folders stay locked until all ranks are done.
         records = gather_records([ItemRecord.of(i, o) for i, o in zip(mine, outcomes, strict=True)], ranks)
     failed = [r for r in records if not r.ok]

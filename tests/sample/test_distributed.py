@@ -107,3 +107,12 @@ def test_two_gloo_processes_write_what_one_writes_and_rank_0_reports_all(inputs,
             for meta in (ma, mb):
                 meta.pop("timings", None)
             assert ma == mb, name
+
+    # Fewer items than processes: rank 1 has none (loads nothing), the one item is the same video.
+    few = ["-m", "mvt4g", "generate", str(refs[1]), "--traj", "zoom-in", "--model", str(root / "tiny"), "--steps", "2",
+           "--device", "cpu", "--out", str(tmp_path / "few.mp4"), "--json"]  # fmt: skip
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *few],
+                         capture_output=True, text=True, env=_env(), timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads(run.stdout)["ok"] == 1
+    assert (tmp_path / "few.mp4").read_bytes() == a["bear/zoom-in.mp4"].read_bytes()
