@@ -11,10 +11,16 @@ Accuracy (TAP-Vid metrics per pair type, mvt4g.tracks.metrics, mean over scenes)
   (mvt4g.tracks.planar: known homographies, exact tracks), 21 frames at 96x160, 30x52 grid
   in every view at frame 0.
 
-Speed: frames per second (views x frames / wall time, one call, flows included) of each method
-at 480x832 on a bear planar scene (2 views x 9 frames, 30x52 grid per view at frame 0).
+Speed: frames per second (views x frames / wall seconds) of each stage of the flow method
+(mvt4g.tracks.flow.pipeline.STEPS: dense flow, chaining, association (plane sweeps), static fits,
+fills, ...) and of the whole call, on a bear planar scene of 4 views x 21 frames with the 30x52
+grid in every view at frame 0, at 96x160 and at 480x832, each beside a reference measured in the
+same run on the same frames: the bare OpenCV call of the flow stage (DIS, "medium" preset, forward
+and backward between consecutive frames, one instance per view), so ratios compare across
+machines and loads ("vs_reference": a stage's frames/s over the reference's). The whole call's
+accuracy on that scene (exact tracks) is printed with it, and the geometry method's speed.
 
-    python benchmarks/tracks.py [--json] [--scenes 3] [--seed 1234] [--skip-speed]
+    python benchmarks/tracks.py [--json] [--scenes 3] [--seed 1234] [--skip-speed | --speed-only]
 """
 
 from __future__ import annotations
@@ -113,16 +119,58 @@ def bear_accuracy(texture: np.ndarray, seeds: list[int]) -> list[dict]:
     return rows
 
 
-def speed(texture: np.ndarray) -> list[dict]:
-    scene = planar_scene(texture, views=2, frames=9, height=480, width=832, seed=0)
-    q = grid_queries(480, 832, [0, 1], [0])
-    rows = []
-    for method in ("geometry", "flow"):
-        _, _, sec = _run(method, scene.videos, scene.cameras, q, scene.depths)
-        frames = len(scene.videos) * scene.videos[0].shape[0]
-        rows.append({"case": "speed 480x832", "method": method, "views_x_frames": frames, "queries": len(q),
-                     "seconds": round(sec, 2), "frames_per_s": round(frames / sec, 2)})
+def _reference_flow(videos: list[np.ndarray]) -> float:
+    """Seconds of the bare OpenCV flow call on these frames: DIS "medium", forward and backward
+    between consecutive frames of every view (grey), one instance per view."""
+    import cv2
+
+    grays = [[cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in video] for video in videos]
+    start = time.perf_counter()
+    for gray in grays:
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        for t in range(len(gray) - 1):
+            dis.calc(gray[t], gray[t + 1], None)
+            dis.calc(gray[t + 1], gray[t], None)
+    return time.perf_counter() - start
+
+
+def _row(case: str, stage: str, count: int, queries: int, sec: float, ref: float, score: dict | None = None) -> dict:
+    score = score or {}
+    return {"case": case, "method": "flow", "stage": stage, "views_x_frames": count, "queries": queries,
+            "seconds": round(sec, 3), "frames_per_s": round(count / max(sec, 1e-9), 2),
+            "vs_reference": round(ref / max(sec, 1e-9), 3), "delta_avg": score.get("delta_avg"),
+            "AJ": score.get("average_jaccard"), "OA": score.get("occlusion_accuracy")}
+
+
+def speed_case(texture: np.ndarray, height: int, width: int, views: int = 4, frames: int = 21) -> list[dict]:
+    """Rows of one size: the reference, every stage of the flow method, its total (with accuracy), the geometry method's total."""
+    from mvt4g.tracks.flow.pipeline import STEPS
+
+    case = f"speed {height}x{width}"
+    scene = planar_scene(texture, views=views, frames=frames, height=height, width=width, seed=0)
+    q = grid_queries(height, width, list(range(views)), [0])
+    count, n = views * frames, len(q)
+    ref_before = _reference_flow(scene.videos)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    tracks, visible, _ = flow_tracks(scene.videos, scene.cameras, q, FlowConfig(), timings=timings)
+    total = time.perf_counter() - start
+    ref = min(ref_before, _reference_flow(scene.videos))  # before and after: the load may change
+    gt_tracks, gt_vis = scene.exact_tracks(q)
+    gt = TrackSet(gt_tracks, gt_vis, q, (height, width), "planar")
+    score = score_tracks(TrackSet(tracks, visible, q, (height, width), "flow"), gt, "first")["all"]
+    rows = [_row(case, "reference: cv2 DIS medium fwd+bwd", count, n, ref, ref),
+            _row(case, "flow", count, n, timings["flow"], ref),
+            _row(case, "direct flow (in chaining)", count, n, timings["direct flow"], ref)]
+    rows += [_row(case, name, count, n, timings[name], ref) for name, _ in STEPS]
+    rows.append(_row(case, "total", count, n, total, ref, score))
+    _, _, sec = _run("geometry", scene.videos, scene.cameras, q, scene.depths)
+    rows.append({**_row(case, "total", count, n, sec, ref), "method": "geometry"})
     return rows
+
+
+def speed(texture: np.ndarray) -> list[dict]:
+    return speed_case(texture, 96, 160) + speed_case(texture, 480, 832)
 
 
 def main() -> None:
@@ -130,6 +178,7 @@ def main() -> None:
     p.add_argument("--scenes", type=int, default=3, help="synth scenes (rendered here)")
     p.add_argument("--seed", type=int, default=1234, help="synth run seed (not one used while developing)")
     p.add_argument("--skip-speed", action="store_true", help="accuracy only")
+    p.add_argument("--speed-only", action="store_true", help="speed only (no accuracy cases)")
     args = p.parse_args()
     if not BEAR.is_file():
         sys.exit(f"benchmarks/tracks.py needs {BEAR}")
@@ -137,17 +186,20 @@ def main() -> None:
 
     texture = read_video(BEAR, max_frames=1).frames[0]
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        rows += synth_accuracy(args.scenes, args.seed, Path(tmp))
-    rows += bear_accuracy(texture, [11, 12, 13])
+    if not args.speed_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += synth_accuracy(args.scenes, args.seed, Path(tmp))
+        rows += bear_accuracy(texture, [11, 12, 13])
     speed_rows = [] if args.skip_speed else speed(texture)
     if args.json:
         report("tracks", rows + speed_rows, as_json=True)
         return
-    report("tracks: accuracy (TAP-Vid, 'first' query mode, mean over scenes)", rows, as_json=False)
-    if speed_rows:
+    if rows:
+        report("tracks: accuracy (TAP-Vid, 'first' query mode, mean over scenes)", rows, as_json=False)
         print()
-        report("tracks: throughput", speed_rows, as_json=False)
+    if speed_rows:
+        report("tracks: throughput per stage (frames/s = views x frames / seconds; vs_reference: over the bare flow call)",
+               speed_rows, as_json=False)
 
 
 if __name__ == "__main__":

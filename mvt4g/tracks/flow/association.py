@@ -35,6 +35,7 @@ delta_avg and Jaccard gained from it.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -45,7 +46,6 @@ from mvt4g.tracks.flow.config import MvsConfig
 from mvt4g.tracks.flow.ground import GroundConfig, ground_plane
 from mvt4g.tracks.flow.optical_flow import to_gray
 from mvt4g.tracks.flow.sweep_geometry import (
-    plane_homography,
     plane_normals,
     plane_points,
     plane_range,
@@ -74,8 +74,131 @@ class PlaneMap:
     others: list[int]
 
 
-def _box(img: np.ndarray, window: int) -> np.ndarray:
-    return cv2.boxFilter(img, -1, (window, window), normalize=True, borderType=cv2.BORDER_REFLECT)
+def sweep_threads() -> int:
+    """Worker threads for a plane sweep's families: OpenCV's thread count (``cv2.setNumThreads(1)``: none)."""
+    return max(1, cv2.getNumThreads())
+
+
+def _box(img: np.ndarray, window: int, dst: np.ndarray | None = None) -> np.ndarray:
+    return cv2.boxFilter(img, -1, (window, window), dst=dst, normalize=True, borderType=cv2.BORDER_REFLECT)
+
+
+class _Zncc:
+    """ZNCC of the reference image A against warped views, over a square window, with reused buffers.
+
+    The four window means a plane needs per view (valid share, B, B^2, A*B) come from one
+    4-channel box filter (the same sums as four single-channel ones, bit for bit, at a third of
+    the cost); the element-wise work writes into preallocated arrays.
+    """
+
+    def __init__(self, A: np.ndarray, mA: np.ndarray, varA: np.ndarray, window: int):
+        h, w = A.shape
+        self.A, self.mA, self.varA, self.win = A, mA, varA, window
+        self.ones = np.ones((h, w), np.float32)
+        self.stack = np.empty((h, w, 4), np.float32)
+        self.means = np.empty((h, w, 4), np.float32)
+        self.Bw = np.empty((h, w), np.float32)
+        self.inside = np.empty((h, w), np.float32)
+        self.t1 = np.empty((h, w), np.float32)
+        self.t2 = np.empty((h, w), np.float32)
+        self.front = np.empty((h, w), bool)
+
+    def score(self, B: np.ndarray, Hcv: np.ndarray, front: np.ndarray, out: np.ndarray) -> None:
+        """ZNCC of A with ``B`` warped by ``Hcv`` into ``out`` ``[h, w]``: -2 where the window leaves
+        the warped view or the plane is behind a camera (``front`` False), -1 where it is flat."""
+        h, w = self.A.shape
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        Bw, inside, S = self.Bw, self.inside, self.stack
+        cv2.warpPerspective(B, Hcv, (w, h), dst=Bw, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        cv2.warpPerspective(self.ones, Hcv, (w, h), dst=inside, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        np.multiply(inside, front, out=S[..., 0])
+        S[..., 1] = Bw
+        np.multiply(Bw, Bw, out=S[..., 2])
+        np.multiply(self.A, Bw, out=S[..., 3])
+        _box(S, self.win, self.means)
+        valid, mB, mBB, mAB = cv2.split(self.means)
+        t1, t2 = self.t1, self.t2
+        # varB = max(<B^2> - <B>^2, 0); zncc = (<AB> - <A><B>) / sqrt(max(varA varB, 1e-6))
+        np.multiply(mB, mB, out=t1)
+        np.subtract(mBB, t1, out=t1)
+        varB = np.maximum(t1, 0.0, out=t1)
+        np.multiply(self.varA, varB, out=t2)
+        np.maximum(t2, 1e-6, out=t2)
+        np.sqrt(t2, out=t2)
+        np.multiply(self.mA, mB, out=mB)
+        np.subtract(mAB, mB, out=mAB)
+        np.divide(mAB, t2, out=mAB)
+        out.fill(-2.0)
+        np.greater(varB, MIN_STD**2, out=self.front)
+        np.copyto(mAB, -1.0, where=~self.front)
+        np.greater(valid, 0.999, out=self.front)
+        np.copyto(out, mAB, where=self.front)
+
+
+class _BestPlane:
+    """The running winner of one family's planes, fed one plane's aggregated score ``[h, w]`` at a
+    time (:meth:`push`): what :meth:`finish` needs of the whole ``[D, h, w]`` score volume (the best
+    score and plane, its two neighbours' scores, the best scores more than ``_NEAR`` planes below and
+    above it) without holding it."""
+
+    def __init__(self, h: int, w: int):
+        self.i = 0
+        self.run = np.full((h, w), -np.inf, np.float32)
+        self.best = np.zeros((h, w), np.int64)
+        self.s_m = np.zeros((h, w), np.float32)  # score of plane best - 1 (best itself at 0)
+        self.s_p = np.zeros((h, w), np.float32)  # score of plane best + 1 (set when it comes)
+        self.below = np.full((h, w), -2.0, np.float32)  # best score of planes <= best - _NEAR - 1 (-2: none)
+        self.above = np.full((h, w), -np.inf, np.float32)  # best score of planes >= best + _NEAR + 1 (-inf: none yet)
+        self.prefix = None  # best score of planes 0 .. i - _NEAR - 1
+        self.history: list[np.ndarray] = []  # the last _NEAR + 1 planes' scores
+        self.better = np.zeros((h, w), bool)
+        self.was_better = np.zeros((h, w), bool)
+        self.far = np.zeros((h, w), bool)
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        """Take plane i's scores; returns where it is the new winner (first maximum wins ties)."""
+        i = self.i
+        prev = self.history[-1] if self.history else x
+        np.copyto(self.s_p, x, where=self.was_better)  # the winner set one plane ago: this is its next
+        if i > _NEAR:
+            old = self.history[-(_NEAR + 1)]
+            self.prefix = old.copy() if self.prefix is None else np.maximum(self.prefix, old, out=self.prefix)
+        np.greater(x, self.run, out=self.better)
+        better = self.better
+        np.maximum(self.run, x, out=self.run)
+        np.copyto(self.best, i, where=better)
+        np.copyto(self.s_m, prev, where=better)
+        np.copyto(self.below, -2.0 if self.prefix is None else self.prefix, where=better)
+        np.copyto(self.above, -np.inf, where=better)
+        np.less_equal(self.best, i - _NEAR - 1, out=self.far)
+        np.maximum(self.above, x, out=self.above, where=self.far)
+        self.history.append(x)
+        if len(self.history) > _NEAR + 1:
+            self.history.pop(0)
+        self.was_better, self.better = better, self.was_better
+        self.i += 1
+        return better
+
+    def finish(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per pixel: best score, parabola-refined sigma, and the best score more than ``_NEAR`` planes away."""
+        D = len(planes)
+        h, w = self.run.shape
+        if D == 0:
+            return np.full((h, w), -2.0, np.float32), np.zeros((h, w)), np.full((h, w), -2.0, np.float32)
+        best, top = self.best, self.run
+        sigma = planes[best].astype(np.float64)
+        rival = np.full((h, w), -2.0, np.float32)
+        if D > 1:
+            s_m = self.s_m
+            s_p = np.where(best == D - 1, top, self.s_p)
+            lo, hi = np.maximum(best - 1, 0), np.minimum(best + 1, D - 1)
+            denom = s_m - 2 * top + s_p
+            inner = (best > 0) & (best < D - 1) & (denom < 0) & (s_m > -2) & (s_p > -2)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                frac = np.clip(np.where(inner, 0.5 * (s_m - s_p) / denom, 0.0), -0.5, 0.5)
+            sigma = sigma + np.where(frac > 0, frac * (planes[hi] - planes[best]), frac * (planes[best] - planes[lo]))
+            rival = np.maximum(self.below, np.where(np.isneginf(self.above), -2.0, self.above)).astype(np.float32)
+        return top.copy(), sigma, rival
 
 
 def _aggregate(z: np.ndarray, top_k: int) -> np.ndarray:
@@ -99,9 +222,20 @@ def _aggregate(z: np.ndarray, top_k: int) -> np.ndarray:
 
 
 def sweep_view(
-    ref: int, grays: list[np.ndarray], Ks: list[np.ndarray], c2ws: list[np.ndarray], down: np.ndarray | None, config: MvsConfig
+    ref: int,
+    grays: list[np.ndarray],
+    Ks: list[np.ndarray],
+    c2ws: list[np.ndarray],
+    down: np.ndarray | None,
+    config: MvsConfig,
+    families: dict | None = None,
 ) -> PlaneMap:
-    """The :class:`PlaneMap` of view ``ref`` against all other views (grey images and cameras of one instant)."""
+    """The :class:`PlaneMap` of view ``ref`` against all other views (grey images and cameras of one instant).
+
+    ``families``: a cache of each plane family's sweep, keyed by its normal's bytes: families found
+    there are not swept again, the others are stored (the family parallel to the image does not
+    depend on the world's down, so a sweep again after :meth:`Associator.refine_down` reuses it).
+    """
     h, w = grays[ref].shape
     win = config.window
     A = grays[ref].astype(np.float32)
@@ -118,45 +252,56 @@ def sweep_view(
     xs, ys = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
     centres = np.stack([xs, ys], -1)
     ray = np.stack([xs, ys, np.ones_like(xs)], -1) @ np.linalg.inv(Ks[ref]).T
-    ones = np.ones((h, w), np.float32)
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     B = [grays[b].astype(np.float32) for b in others]
     rzs = [(ray @ R.T)[..., 2].astype(np.float32) for R, _ in poses]
+    K_inv = np.linalg.inv(Ks[ref])
 
-    fam_best, fam_sigma, fam_rival, fam_views, fam_match = [], [], [], [], []
-    for normal in normals:
-        planes = plane_range(Ks[ref], [(Ks[b], R, t) for b, (R, t) in zip(others, poses)], h, w, normal, config.step_px)
+    def sweep_family(normal: np.ndarray, planes: np.ndarray) -> tuple:
+        """One family's winners: best score, sigma, rival, per-view ZNCCs at the best plane, matches."""
         D = len(planes)
+        zn = _Zncc(A, mA, varA, win)
         ndot = (ray @ normal).astype(np.float32)
-        agg = np.full((max(D, 1), h, w), -2.0, np.float32)
         views_at_best = np.full((len(others), h, w), -2.0, np.float32)
-        running = np.full((h, w), -np.inf, np.float32)
-        for i, sig in enumerate(planes):
-            z = np.full((len(others), h, w), -2.0, np.float32)
+        state = _BestPlane(h, w)
+        tn = [np.outer(t, normal) for _, t in poses]
+        for sig in planes:
+            z = np.empty((len(others), h, w), np.float32)
+            facing = (sig * ndot > 0) | (sig == 0)
+            sn = float(sig) * ndot
             for j, (b, (R, t)) in enumerate(zip(others, poses)):
-                rz = rzs[j]
-                Hcv = to_cv(plane_homography(Ks[ref], Ks[b], R, t, float(sig), normal))
-                Bw = cv2.warpPerspective(B[j], Hcv, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-                inside = cv2.warpPerspective(ones, Hcv, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-                front = ((sig * ndot > 0) | (sig == 0)) & (rz + float(sig) * ndot * float(t[2]) > 1e-6)
-                valid = _box(inside * front.astype(np.float32), win) > 0.999
-                mB = _box(Bw, win)
-                varB = np.maximum(_box(Bw * Bw, win) - mB * mB, 0.0)
-                zncc = (_box(A * Bw, win) - mA * mB) / np.sqrt(np.maximum(varA * varB, 1e-6))
-                z[j] = np.where(valid, np.where(varB > MIN_STD**2, zncc, -1.0), -2.0)
-            agg[i] = _aggregate(z, config.top_k)
-            better = agg[i] > running
-            running = np.where(better, agg[i], running)
-            views_at_best = np.where(better[None], z, views_at_best)
-        best, sigma, rival = _refine(agg, planes)
+                front = facing & (rzs[j] + sn * float(t[2]) > 1e-6)
+                Hcv = to_cv(Ks[b] @ (R + float(sig) * tn[j]) @ K_inv)  # plane_homography
+                zn.score(B[j], Hcv, front, z[j])
+            better = state.push(_aggregate(z, config.top_k))
+            np.copyto(views_at_best, z, where=better[None])
+        best, sigma, rival = state.finish(planes)
         match = np.stack(
             [plane_points(Ks[ref], Ks[b], R, t, centres, sigma, normal)[0] for b, (R, t) in zip(others, poses)]
         ) if D else np.zeros((len(others), h, w, 2))
-        fam_best.append(best)
-        fam_sigma.append(sigma)
-        fam_rival.append(rival)
-        fam_views.append(views_at_best)
-        fam_match.append(match)
+        return best, sigma, rival, views_at_best, match
+
+    # The families are independent: swept on worker threads (OpenCV and NumPy release the GIL),
+    # the one with most planes first.
+    results: dict[int, tuple] = {}
+    todo = []
+    for k, normal in enumerate(normals):
+        if families is not None and normal.tobytes() in families:
+            results[k] = families[normal.tobytes()]
+        else:
+            targets = [(Ks[b], R, t) for b, (R, t) in zip(others, poses)]
+            todo.append((k, plane_range(Ks[ref], targets, h, w, normal, config.step_px)))
+    todo.sort(key=lambda item: -len(item[1]))
+    workers = min(len(todo), sweep_threads())
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            done = list(pool.map(lambda item: sweep_family(normals[item[0]], item[1]), todo))
+    else:
+        done = [sweep_family(normals[k], planes) for k, planes in todo]
+    for (k, _), result in zip(todo, done):
+        results[k] = result
+        if families is not None:
+            families[normals[k].tobytes()] = result
+    fam_best, fam_sigma, fam_rival, fam_views, fam_match = (list(x) for x in zip(*(results[k] for k in range(len(normals)))))
 
     scores = np.stack(fam_best)
     family = scores.argmax(0)
@@ -175,34 +320,12 @@ def sweep_view(
 
 
 def _refine(agg: np.ndarray, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per pixel: best score, parabola-refined sigma, and the best score more than ``_NEAR`` planes away."""
-    D = len(planes)
-    h, w = agg.shape[1:]
-    if D == 0:
-        return np.full((h, w), -2.0, np.float32), np.zeros((h, w)), np.full((h, w), -2.0, np.float32)
-    best = agg.argmax(0)
-    rows, cols = np.indices((h, w))
-    top = agg[best, rows, cols]
-    sigma = planes[best].astype(np.float64)
-    rival = np.full((h, w), -2.0, np.float32)
-    if D > 1:
-        lo, hi = np.maximum(best - 1, 0), np.minimum(best + 1, D - 1)
-        s_m, s_p = agg[lo, rows, cols], agg[hi, rows, cols]
-        denom = s_m - 2 * top + s_p
-        inner = (best > 0) & (best < D - 1) & (denom < 0) & (s_m > -2) & (s_p > -2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.clip(np.where(inner, 0.5 * (s_m - s_p) / denom, 0.0), -0.5, 0.5)
-        sigma = sigma + np.where(frac > 0, frac * (planes[hi] - planes[best]), frac * (planes[best] - planes[lo]))
-        # Best score more than _NEAR planes below or above the winner: running maxima from
-        # both ends, read at best - _NEAR - 1 and best + _NEAR + 1 (no [D, H, W] temporaries).
-        below = np.maximum.accumulate(agg, axis=0)
-        above = np.maximum.accumulate(agg[::-1], axis=0)[::-1]
-        lo_i, hi_i = best - _NEAR - 1, best + _NEAR + 1
-        rival = np.maximum(
-            np.where(lo_i >= 0, below[np.maximum(lo_i, 0), rows, cols], -2.0),
-            np.where(hi_i < D, above[np.minimum(hi_i, D - 1), rows, cols], -2.0),
-        ).astype(np.float32)
-    return top, sigma, rival
+    """Per pixel of a score volume ``agg`` ``[D, H, W]``: best score, parabola-refined sigma, and the
+    best score more than ``_NEAR`` planes away (:class:`_BestPlane`, fed the planes in order)."""
+    state = _BestPlane(*agg.shape[1:])
+    for i in range(len(planes)):
+        state.push(agg[i])
+    return state.finish(planes)
 
 
 class Associator:
@@ -218,6 +341,8 @@ class Associator:
         self.down = world_down([cam.c2w for cam in cameras])
         self._maps: dict[tuple[int, int], PlaneMap] = {}
         self._grays: dict[int, list[np.ndarray]] = {}
+        self._families: dict[tuple[int, int], dict] | None = None  # per-family sweeps, kept by refine_down
+        self._reuse: dict[tuple[int, int], dict] = {}  # and handed to the sweeps again after it
         self.ground: tuple[np.ndarray, np.ndarray] | None = None  # (normal, point), from refine_down
 
     def refine_down(
@@ -235,9 +360,15 @@ class Associator:
         ys, xs = np.mgrid[0:h:step, 0:w:step]
         xy = (np.stack([xs.ravel(), ys.ravel()], 1) + 0.5) / self.scale
         points = []
-        for view in range(len(self.cameras)):
-            world, ok, _ = self.world_points(view, frame, xy)
-            points.append(world[ok])
+        # Keep each family's sweep: the family parallel to the image does not depend on down and
+        # is not swept again below.
+        kept, self._families = {}, {}
+        try:
+            for view in range(len(self.cameras)):
+                world, ok, _ = self.world_points(view, frame, xy)
+                points.append(world[ok])
+        finally:
+            kept, self._families = self._families, None
         plane = ground_plane(np.concatenate(points), self.down, self.cameras, config)
         if plane is None:
             return None
@@ -247,6 +378,7 @@ class Associator:
         if change >= min_change_deg:
             self.down = down
             self._maps.clear()
+            self._reuse = kept
         return change
 
     def _K(self, view: int, frame: int) -> np.ndarray:
@@ -269,7 +401,11 @@ class Associator:
         if key not in self._maps:
             Ks = [self._K(v, frame) for v in range(len(self.cameras))]
             c2ws = [cam.c2w[frame] for cam in self.cameras]
-            self._maps[key] = sweep_view(view, self._frame_grays(frame), Ks, c2ws, self.down, self.config)
+            if self._families is not None:
+                families = self._families.setdefault(key, {})
+            else:
+                families = self._reuse.pop(key, None)
+            self._maps[key] = sweep_view(view, self._frame_grays(frame), Ks, c2ws, self.down, self.config, families)
         return self._maps[key]
 
     def _project(self, a: int, b: int, frame: int, xy: np.ndarray, pmap: PlaneMap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

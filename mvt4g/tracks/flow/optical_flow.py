@@ -16,6 +16,7 @@ frames is :mod:`mvt4g.tracks.flow.chains`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import cv2
@@ -88,6 +89,7 @@ class ViewFlows:
     gray: list[np.ndarray] | None = None
     estimator: FlowEstimator | None = None
     _direct: dict = field(default_factory=dict, repr=False)
+    direct_seconds: float = 0.0  # wall time spent in :meth:`direct`
 
     @property
     def num_frames(self) -> int:
@@ -98,7 +100,9 @@ class ViewFlows:
         if self.gray is None or self.estimator is None:
             return None
         if (s, t) not in self._direct:
+            start = time.perf_counter()
             self._direct[(s, t)] = (self.estimator(self.gray[s], self.gray[t]), self.estimator(self.gray[t], self.gray[s]))
+            self.direct_seconds += time.perf_counter() - start
         return self._direct[(s, t)]
 
 

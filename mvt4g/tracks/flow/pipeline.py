@@ -66,8 +66,11 @@ tell; points the method cannot vouch for are marked not visible.
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from mvt4g.camera.rig import ViewCameras
@@ -142,6 +145,7 @@ class FlowRun:
     ``[N]`` is each query's association (key) frame, ``keys`` every key frame.
     """
 
+    videos: list[np.ndarray]
     cameras: list[ViewCameras]
     config: FlowConfig
     flows: list[ViewFlows]
@@ -176,6 +180,7 @@ def flow_tracks(
     queries: np.ndarray,
     config: FlowConfig | None = None,
     flows: list[ViewFlows] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, FlowReport]:
     """Multi-view tracks by the flow method (module docstring: the steps below).
 
@@ -184,22 +189,39 @@ def flow_tracks(
         cameras: per view, T frames.
         queries: float ``[N, 4]`` (view, frame, x, y).
         flows: precomputed per-view flows (else computed here).
+        timings: if given, filled with the wall seconds of each step (:data:`STEPS` names, and
+            "flow" for the dense flows; flow straight between key frames, computed on demand
+            inside the chaining steps, is also counted apart as "direct flow").
 
     Returns:
         tracks float32 ``[V, T, N, 2]``, visible bool ``[V, T, N]``, and a report.
     """
-    run = start_run(videos, cameras, queries, config or FlowConfig(), flows)
-    chain_query_views(run)  # 1
-    associate_across_views(run, videos)  # 2
-    chain_other_views(run)  # 3
-    reassociate_lost_chains(run)  # 3b
-    fit_static_points(run)  # 4
-    fit_static_across_views(run)  # 4a
-    fill_from_sweep_plane(run)  # 4b
-    fill_from_static_surface(run)  # 4c
-    check_epipolar_drift(run)  # 5
-    fill_moving_points(run)  # 6
+    config = config or FlowConfig()
+    clock = time.perf_counter()
+    if flows is None:
+        flows = compute_flows(videos, config)
+    if timings is not None:
+        timings["flow"] = time.perf_counter() - clock
+    run = start_run(videos, cameras, queries, config, flows)
+    for name, step in STEPS:
+        clock = time.perf_counter()
+        step(run)
+        if timings is not None:
+            timings[name] = time.perf_counter() - clock
+    if timings is not None:
+        timings["direct flow"] = sum(f.direct_seconds for f in flows)
     return finish_run(run)
+
+
+def compute_flows(videos: list[np.ndarray], config: FlowConfig) -> list[ViewFlows]:
+    """Every view's consecutive-frame flows (:func:`mvt4g.tracks.flow.optical_flow.view_flows`), the
+    views on worker threads (OpenCV's thread count; OpenCV releases the GIL, and each view has its
+    own estimator, so the flows are the same as one view after another)."""
+    workers = min(len(videos), max(1, cv2.getNumThreads()))
+    if workers <= 1:
+        return [view_flows(video, config) for video in videos]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda video: view_flows(video, config), videos))
 
 
 def start_run(
@@ -211,10 +233,10 @@ def start_run(
     q = np.asarray(queries, np.float64)
     N = len(q)
     qt = q[:, 1].astype(np.int64)
-    flows = flows if flows is not None else [view_flows(video, config) for video in videos]
+    flows = flows if flows is not None else compute_flows(videos, config)
     report = FlowReport(algorithm=flows[0].algorithm if flows else "")
     return FlowRun(
-        cameras, config, flows, q[:, 0].astype(np.int64), qt, q[:, 2:4],
+        videos, cameras, config, flows, q[:, 0].astype(np.int64), qt, q[:, 2:4],
         key=association_frame(qt, T, config.association_stride),
         keys={int(k) for k in association_frame(np.arange(T), T, config.association_stride)},
         tracks=np.zeros((V, T, N, 2)), visible=np.zeros((V, T, N), bool), report=report, image_size=(H, W),
@@ -231,14 +253,14 @@ def chain_query_views(run: FlowRun) -> None:
             run.tracks[v][:, sel], run.visible[v][:, sel] = path, ok
 
 
-def associate_across_views(run: FlowRun, videos: list[np.ndarray]) -> None:
+def associate_across_views(run: FlowRun) -> None:
     """Step 2: cross-view association at the key frame nearest each query frame (the query frame
     itself when it is one), from the query's chained position there."""
     V, N = len(run.cameras), run.num_tracks
     qv, key, report = run.qv, run.key, run.report
     run.start_xy = np.zeros((V, N, 2))
     run.start_ok = np.zeros((V, N), bool)
-    run.assoc = Associator(videos, run.cameras, run.config.stereo, run.config.stereo_max_side)
+    run.assoc = Associator(run.videos, run.cameras, run.config.stereo, run.config.stereo_max_side)
     if run.config.refine_down:
         change = run.assoc.refine_down(0)
         if change is not None:
@@ -487,3 +509,18 @@ def finish_run(run: FlowRun) -> tuple[np.ndarray, np.ndarray, FlowReport]:
     run.tracks[run.qv, run.qt, n_all] = run.qxy
     run.visible[run.qv, run.qt, n_all] = True
     return run.tracks.astype(np.float32), run.visible, run.report
+
+
+#: The steps of :func:`flow_tracks` after the dense flows, in order (module docstring), by name.
+STEPS = (
+    ("chain query views", chain_query_views),  # 1
+    ("associate", associate_across_views),  # 2
+    ("chain other views", chain_other_views),  # 3
+    ("reassociate", reassociate_lost_chains),  # 3b
+    ("static points", fit_static_points),  # 4
+    ("static across views", fit_static_across_views),  # 4a
+    ("fill from sweep plane", fill_from_sweep_plane),  # 4b
+    ("fill from static surface", fill_from_static_surface),  # 4c
+    ("epipolar check", check_epipolar_drift),  # 5
+    ("moving points", fill_moving_points),  # 6
+)
