@@ -31,6 +31,8 @@ class _Progress:
                 common.info(label + (" (reused)" if event["reused"] else ""))
         elif kind == "estimate":
             common.info(_estimate_line(event))
+        elif kind == "warning":
+            common.warn(event["message"])
         elif kind == "progress" and self.work is not None:
             self.bar.update(self.work, completed=event["done"], total=event["total"])
         elif kind == "stage_done":
@@ -106,8 +108,6 @@ def demo(
         train_scenes=train_scenes, heldout_scenes=heldout_scenes, sample_steps=sample_steps, seed=seed,
         threads=threads, **({"real_video": real_video} if real_video is not None else {}),
     ).validate()  # fmt: skip
-    if settings.real_video is None:
-        common.warn("no real video found (../shared/data/real/bear.mp4); pass --real-video to include one")
     with common.progress() as bar:
         result = run_demo(settings, overwrite=overwrite, on_event=_Progress(bar))
     if json_out:

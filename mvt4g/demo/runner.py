@@ -145,6 +145,9 @@ def _run_demo_locked(settings: DemoSettings, overwrite: bool, on_event: Event | 
     state.prepare(settings.to_dict(), overwrite)
     run = _Run(settings, state, on_event or (lambda event: None))
     s, out = settings, settings.out
+    if s.real_video is None:  # said once the inputs are known to be good, not before a refusal
+        run.emit({"event": "warning", "message": "no real video found (../shared/data/real/bear.mp4); "
+                  "pass --real-video to include one"})
     start = time.perf_counter()
     with torch_threads(s.torch_threads):
         data = run.stage("data", {"views": s.views, "frames": s.frames, "size": [s.height, s.width],

@@ -77,8 +77,12 @@ def test_demo_runs_every_stage_and_writes_the_report(demo_run):
     for section in ("## 1. Data", "## 2. Multi-view point tracks", "## 3. Plücker", "## 4. Fine-tuning",
                     "## 5. Novel views", "## 6. Evaluation", "## 7. Attention"):  # fmt: skip
         assert section in report, section
-    for image in ("scenes", "tracks", "training", "trajectories", "novel_0", "novel_2", "samples", "layers", "heatmaps",
-                  "head_tracks"):  # fmt: skip
+    from mvt4g.demo.settings import default_real_video
+
+    # novel_0, novel_1: the held-out scene along arc-left and zoom-in; novel_2: the real video.
+    real = ["novel_2"] if default_real_video() is not None else []
+    for image in ("scenes", "tracks", "training", "trajectories", "novel_0", "novel_1", *real, "samples", "layers",
+                  "heatmaps", "head_tracks"):  # fmt: skip
         path = out / "report" / f"{image}.png"
         assert path.stat().st_size > 5_000, image
         assert f"({image}.png)" in report, image
