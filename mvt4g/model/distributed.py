@@ -135,6 +135,10 @@ def item_group(requested_device: str = "auto", *, what: str = "--device") -> Ite
     ctx = setup(requested_device, backend="gloo", timeout=ITEM_TIMEOUT, what=what)
     try:
         yield ctx
+        # Leave together: a rank that tears gloo down while another still talks to it can abort
+        # ("terminate called without an active exception"). Not after an error: the others may
+        # never arrive.
+        dist.barrier()
     finally:
         teardown(ctx)
 
