@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers import real_video
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,16 +18,6 @@ from mvt4g.io.frames import (
     latent_frame_indices,
     resize_cover,
 )
-
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
-
-
-def real_video(name: str) -> Path:
-    path = REAL / name
-    if not path.is_file():
-        pytest.skip(f"real test video {path} not available")
-    return path
-
 
 # ----------------------------------------------------------------------------- helpers
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import real_video
 
 from mvt4g.errors import InputError, OutputExistsError, WorkFailed
 from mvt4g.io.video import (
@@ -19,15 +20,6 @@ from mvt4g.io.video import (
     write_frames,
     write_video,
 )
-
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
-
-
-def real_video(name: str) -> Path:
-    path = REAL / name
-    if not path.is_file():
-        pytest.skip(f"real test video {path} not available")
-    return path
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
