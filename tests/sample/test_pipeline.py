@@ -63,6 +63,18 @@ def _reference(seed: int = 0) -> PreparedReference:
     return PreparedReference(path=None, frames=frames, fps=10.0, cameras=cams, report={})
 
 
+def _hand_inputs(ae, ref: PreparedReference, traj: np.ndarray, seed: int):
+    """What the pipeline should feed the model, computed by hand: the reference latents, the
+    reference/target Plücker maps at the latent frames, and the seeded starting noise."""
+    video = torch.from_numpy(ref.frames.astype(np.float32) / 127.5 - 1).permute(3, 0, 1, 2)[None]
+    ref_lat = ae.encode(video)
+    idx = np.arange(0, FRAMES, 4)
+    K = ref.cameras.K[0]
+    rays = np.stack([plucker_rays(K, np.tile(np.eye(4), (len(idx), 1, 1)), H, W), plucker_rays(K, traj[idx], H, W)])
+    x = torch.randn(ref_lat.shape, generator=torch.Generator().manual_seed(seed))
+    return ref_lat, torch.from_numpy(rays)[None], x
+
+
 @pytest.mark.slow
 def test_pipeline_equals_a_hand_written_euler_loop(pipe):
     """Independent reference: our own encode, Plücker maps, seeded noise, diffusers' scheduler, decode."""
@@ -78,13 +90,7 @@ def test_pipeline_equals_a_hand_written_euler_loop(pipe):
 
     model = pipe.model
     ae = load_autoencoder(pipe.model_dir)
-    video = torch.from_numpy(ref.frames.astype(np.float32) / 127.5 - 1).permute(3, 0, 1, 2)[None]
-    ref_lat = ae.encode(video)
-    idx = np.arange(0, FRAMES, 4)
-    K = ref.cameras.K[0]
-    rays = np.stack([plucker_rays(K, np.tile(np.eye(4), (len(idx), 1, 1)), H, W), plucker_rays(K, traj[idx], H, W)])
-    plucker = torch.from_numpy(rays)[None]
-    x = torch.randn(ref_lat.shape, generator=torch.Generator().manual_seed(seed))
+    ref_lat, plucker, x = _hand_inputs(ae, ref, traj, seed)
     sched = FlowMatchEulerDiscreteScheduler(shift=5.0)
     sched.set_timesteps(sigmas=np.linspace(1, 0, steps + 1)[:-1])
     with torch.no_grad():
@@ -130,13 +136,7 @@ def test_classifier_free_guidance_batches_like_two_passes(model_dir):
     assert result.info["guidance"]["applied"] is True
 
     model, ae = pipe.model, pipe.autoencoder
-    video = torch.from_numpy(ref.frames.astype(np.float32) / 127.5 - 1).permute(3, 0, 1, 2)[None]
-    ref_lat = ae.encode(video)
-    idx = np.arange(0, FRAMES, 4)
-    K = ref.cameras.K[0]
-    rays = np.stack([plucker_rays(K, np.tile(np.eye(4), (len(idx), 1, 1)), H, W), plucker_rays(K, traj[idx], H, W)])
-    plucker = torch.from_numpy(rays)[None]
-    x = torch.randn(ref_lat.shape, generator=torch.Generator().manual_seed(seed))
+    ref_lat, plucker, x = _hand_inputs(ae, ref, traj, seed)
     sigmas = [1.0, 5 * 0.5 / (1 + 4 * 0.5), 0.0]
     with torch.no_grad():
         for i in range(steps):
