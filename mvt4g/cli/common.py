@@ -119,12 +119,16 @@ def core_constant(module: str, name: str) -> Any:
     (tests/test_cli_help.py compares every value with the imported module's).
     """
     import ast
-    import importlib.util
 
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
+    import mvt4g
+
+    # The file from the package folder, not importlib.util.find_spec: that imports the parent
+    # packages (mvt4g.eval's __init__ imports torch, 2.5 s on every start).
+    base = Path(mvt4g.__file__).parent.joinpath(*module.split(".")[1:])
+    path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+    if not module.startswith("mvt4g.") or not path.is_file():
         raise LookupError(f"no module {module}")
-    tree = ast.parse(Path(spec.origin).read_text(), spec.origin)
+    tree = ast.parse(path.read_text(), str(path))
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
         if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.value is not None:

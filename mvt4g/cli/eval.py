@@ -11,26 +11,9 @@ import typer
 from mvt4g.cli import common
 
 
-def _eval_constant(relative: str, name: str) -> tuple[str, ...]:
-    """A literal of a module of ``mvt4g/eval/``, read from its source without importing the package.
-
-    ``common.core_constant`` finds a module with ``importlib.util.find_spec``, which imports the
-    parent package: ``mvt4g.eval``'s ``__init__`` imports torch, +2.5 s on every ``mvt4g`` start.
-    """
-    import ast
-
-    import mvt4g
-
-    path = Path(mvt4g.__file__).parent / "eval" / relative
-    for node in ast.parse(path.read_text(), str(path)).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise LookupError(f"{path} has no literal {name}")
-
-
-# The core's own lists, read without importing torch/OpenCV (tests/test_eval_cli.py compares them).
-BENCH_NAMES = _eval_constant("bench/__init__.py", "BENCH_NAMES")
-CAMERA_CONVENTIONS = _eval_constant("camera_metrics.py", "CONVENTIONS")
+# The core's own lists, read without importing torch/OpenCV (see common.core_constant).
+BENCH_NAMES = common.core_constant("mvt4g.eval.bench", "BENCH_NAMES")
+CAMERA_CONVENTIONS = common.core_constant("mvt4g.eval.camera_metrics", "CONVENTIONS")
 
 
 def eval_command(
