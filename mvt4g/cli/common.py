@@ -148,3 +148,27 @@ def parse_size(text: str) -> tuple[int, int]:
     if h <= 0 or w <= 0:
         raise InputError(f"size must be positive, got {text!r}")
     return h, w
+
+
+def agree_ranks(error, ranks) -> None:
+    """Stop every rank when any failed a step all of them do (checks, locks, loading the model).
+
+    One process raises its error as always. Under torchrun rank 0 raises its own error or the
+    first failing rank's (one line); the other ranks leave silently with the same exit code.
+    """
+    from mvt4g.errors import InputError, WorkFailed
+    from mvt4g.model.distributed import first_failure
+
+    if not ranks.distributed:
+        if error is not None:
+            raise error
+        return
+    failure = first_failure(error, ranks)
+    if failure is None:
+        return
+    rank, code, message = failure
+    if not ranks.is_main:
+        raise typer.Exit(code)
+    if error is not None:
+        raise error
+    raise (InputError if code == 2 else WorkFailed)(f"rank {rank}: {message}")

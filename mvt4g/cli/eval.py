@@ -136,7 +136,6 @@ def eval_command(
     if save_videos is not None and model is None:
         raise InputError("--save-videos needs --model")
 
-    from mvt4g.cli.generate import agree_ranks
     from mvt4g.errors import MVT4GError
     from mvt4g.model.distributed import item_group
 
@@ -169,7 +168,7 @@ def eval_command(
                 source = FolderSource(videos, keys)
         except MVT4GError as exc:
             error = exc
-        agree_ranks(error, ranks)  # every rank checked before any rank writes a video
+        common.agree_ranks(error, ranks)  # every rank checked before any rank writes a video
         _info(source_line(benchmark, source, len(keys)))
 
         with common.progress() as bar:

@@ -176,30 +176,6 @@ def generate(
                   skip_existing=skip_existing, overwrite=overwrite, json_out=json_out)  # fmt: skip
 
 
-def agree_ranks(error, ranks) -> None:
-    """Stop every rank when any failed a step all of them do (checks, locks, loading the model).
-
-    One process raises its error as always. Under torchrun rank 0 raises its own error or the
-    first failing rank's (one line); the other ranks leave silently with the same exit code.
-    """
-    from mvt4g.errors import InputError, WorkFailed
-    from mvt4g.model.distributed import first_failure
-
-    if not ranks.distributed:
-        if error is not None:
-            raise error
-        return
-    failure = first_failure(error, ranks)
-    if failure is None:
-        return
-    rank, code, message = failure
-    if not ranks.is_main:
-        raise typer.Exit(code)
-    if error is not None:
-        raise error
-    raise (InputError if code == 2 else WorkFailed)(f"rank {rank}: {message}")
-
-
 def _generate(ranks, *, start, references, model, traj, target_cameras, camera, out, out_dir, prompt, steps, guidance,
               shift, sampler, seed, frames, height_width, frame_policy, fov, focal, ref_cameras, device, dtype,
               query_points, track_timestep, side_by_side, skip_existing, overwrite, json_out) -> None:  # fmt: skip
@@ -215,7 +191,7 @@ def _generate(ranks, *, start, references, model, traj, target_cameras, camera, 
                         skip_existing=skip_existing, overwrite=overwrite)  # fmt: skip
     except MVT4GError as exc:
         error = exc
-    agree_ranks(error, ranks)
+    common.agree_ranks(error, ranks)
     model_dir, config, settings, options, jobs, torch_device, n_frames, height, width = planned
     if all(job.skip for job in jobs):
         common.info(f"{len(jobs)} item(s) already written from the same inputs and settings; nothing to do")
@@ -232,13 +208,13 @@ def _generate(ranks, *, start, references, model, traj, target_cameras, camera, 
     with contextlib.ExitStack() as stack:
         error = pipeline = None
         try:
-            # Rank 0 locks the folders for every rank; the others write only once it holds them (agree_ranks).
+            # Rank 0 locks the folders for every rank; the others write only once it holds them (common.agree_ranks).
             stack.enter_context(lock_item_folders(jobs, out_dir=out_dir if out is None else None, rank=ranks.rank))
             if mine:  # a rank without items (fewer items than processes) loads nothing
                 pipeline = GeneratePipeline(model_dir, device=torch_device, dtype=dtype)
         except MVT4GError as exc:
             error = exc
-        agree_ranks(error, ranks)
+        common.agree_ranks(error, ranks)
         if ranks.is_main:
             if prompt and pipeline.text is None:
                 common.warn(f"{pipeline.text_note}; the prompt is ignored and guidance is skipped")
