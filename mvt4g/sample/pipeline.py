@@ -19,6 +19,13 @@ model directory when relative) that loads gets prompt embeddings and classifier-
 (the unconditional branch is the negative prompt, "" by default; both branches run as one
 batch of two). Without one, the model's learned null text embedding is used, guidance is
 skipped, and ``result.info["guidance"]`` says why.
+
+Memory (``offload``, :mod:`mvt4g.sample.offload`): ``none`` keeps the DiT and autoencoder on
+the device; ``model`` keeps every component on the CPU and copies each to the device for its
+stage only (peak: the largest stage); ``sequential`` streams the DiT and the text encoder
+block by block (peak: about one block's weights + the activations). In every mode the text
+encoder is copied to the device only while it encodes a prompt not yet in the cache:
+encoding runs once per prompt, and its weights need not hold device memory through sampling.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from mvt4g.memory import check_video
 from mvt4g.model.checkpoint import from_pretrained, load_autoencoder, read_config
 from mvt4g.model.conditioning import pair_camera_pose, pair_plucker
 from mvt4g.model.lookup import resolve_model
+from mvt4g.model.placement import PLACEMENT, check_offload
+from mvt4g.sample.offload import STORAGE, Offloader
 from mvt4g.sample.queries import (
     check_queries,
     latent_tracks_to_video,
@@ -104,7 +113,9 @@ class GeneratePipeline:
         dtype: str | torch.dtype | None = "auto",
         text_encoder: str | Path | None = "config",
         tiled_decode: bool | None = None,
+        offload: str = "none",
     ):
+        check_offload(offload)
         start = time.perf_counter()
         # The model code imports diffusers (about 2.6 s of a 3 s tiny-model load on a CPU, once
         # per process): timed apart, so load_seconds is this model's loading alone.
@@ -116,38 +127,51 @@ class GeneratePipeline:
         config = read_config(model_dir)
         device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)
-        net = from_pretrained(model_dir, device=str(device), dtype=dtype)
+        # An offloaded DiT is loaded where its weights are stored: it never goes whole onto the
+        # device outside its stage (and under sequential, never whole at all).
+        resident = PLACEMENT[offload]["dit"] == "resident"
+        net = from_pretrained(model_dir, device=str(device if resident else STORAGE), dtype=dtype)
         # The autoencoder stays float32 (as Wan's pipelines keep the VAE); it is small next to the DiT.
         autoencoder = load_autoencoder(model_dir, config)
-        self._setup(net, autoencoder, model_dir, device, text_encoder, tiled_decode)
+        self._setup(net, autoencoder, model_dir, device, text_encoder, tiled_decode, offload)
         self.load_seconds = time.perf_counter() - start
 
     @classmethod
     def from_modules(
-        cls, model, autoencoder, *, model_dir: str | Path | None = None, text_encoder=None, tiled_decode: bool | None = None
+        cls, model, autoencoder, *, model_dir: str | Path | None = None, text_encoder=None, tiled_decode: bool | None = None,
+        offload: str = "none", device: str | torch.device | None = None,
     ) -> GeneratePipeline:
         """A pipeline around an in-memory model and autoencoder (e.g. right after training, or
-        random weights in a benchmark); device and dtype are the model's, which is put in eval
-        mode without gradients. ``model_dir`` only resolves a relative text encoder path and is
-        recorded in the metadata."""
+        random weights in a benchmark); dtype is the model's, which is put in eval mode without
+        gradients. ``device``: where generation runs (default: the model's); with ``offload``
+        the modules are moved to their storage (the CPU) or the device as the mode places them.
+        ``model_dir`` only resolves a relative text encoder path and is recorded in the metadata."""
+        check_offload(offload)
         self = cls.__new__(cls)
-        device = next(model.parameters()).device
-        self._setup(model, autoencoder, Path(model_dir) if model_dir else None, device, text_encoder, tiled_decode)
+        device = next(model.parameters()).device if device is None else resolve_device(device)
+        self._setup(model, autoencoder, Path(model_dir) if model_dir else None, device, text_encoder, tiled_decode, offload)
         self.load_seconds = self.import_seconds = 0.0
         return self
 
-    def _setup(self, model, autoencoder, model_dir, device, text_encoder, tiled_decode) -> None:
+    def _setup(self, model, autoencoder, model_dir, device, text_encoder, tiled_decode, offload) -> None:
         self.model_dir = model_dir
         self.config = model.config
         self.device = torch.device(device)
         self.dtype = next(model.parameters()).dtype
-        self.model = model.eval()
+        self.offload = offload
+        self.offloader = Offloader(offload, self.device)
+        self.model = self.offloader.add("dit", model.eval(), blocks=model.transformer.blocks)
         self.model.requires_grad_(False)
-        self.autoencoder = autoencoder.to(self.device).eval()
+        self.autoencoder = self.offloader.add("autoencoder", autoencoder.eval())
         self.autoencoder.requires_grad_(False)
         self.tiled_decode = tiled_decode
         self.text, self.text_note = self._load_text_encoder(text_encoder)
         self._prompt_cache: dict[str, torch.Tensor] = {}
+
+    def remove_offload(self) -> None:
+        """Remove the offload hooks (a streamed model runs as a plain module again); every
+        weight stays where it is stored: on the device when resident, else on the CPU."""
+        self.offloader.remove()
 
     # ---- setup ----------------------------------------------------------------------------
     def _load_text_encoder(self, choice):
@@ -162,7 +186,8 @@ class GeneratePipeline:
         from mvt4g.model.text import load_text_encoder
 
         try:
-            tokenizer, encoder = load_text_encoder(path, device=self.device, dtype=self.dtype)
+            # On the CPU: the offloader copies it to the device while it encodes (module docstring).
+            tokenizer, encoder = load_text_encoder(path, device=STORAGE, dtype=self.dtype)
         except InputError as exc:
             return None, f"text encoder unavailable ({exc}); the learned null text embedding is used"
         if encoder.config.d_model != self.config.backbone.text_dim:
@@ -170,6 +195,8 @@ class GeneratePipeline:
                 f"text encoder width {encoder.config.d_model} differs from the model's text_dim {self.config.backbone.text_dim}",
                 path=path,
             )
+        layers = getattr(getattr(encoder, "encoder", None), "block", ())  # umT5's transformer layers
+        self.offloader.add("text_encoder", encoder.requires_grad_(False), blocks=layers)
         return (tokenizer, encoder), f"text encoder {path}"
 
     @property
@@ -190,14 +217,19 @@ class GeneratePipeline:
         check_video_shape(self.config, frames, height, width)
 
     # ---- text -----------------------------------------------------------------------------
-    def _embed(self, prompt: str) -> torch.Tensor:
-        if prompt not in self._prompt_cache:
+    def _embed(self, *prompts: str) -> list[torch.Tensor]:
+        """Embeddings of ``prompts`` from the cache; the missing ones are encoded together, so
+        the text encoder goes to the device once for them."""
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._prompt_cache]
+        if missing:
             from mvt4g.model.text import encode_prompts
 
             tokenizer, encoder = self.text
-            emb = encode_prompts([prompt], tokenizer, encoder, max_length=self.config.text.max_length)
-            self._prompt_cache[prompt] = emb.to(self.device, self.dtype)
-        return self._prompt_cache[prompt]
+            with self.offloader.stage("text_encoder"):
+                for prompt in missing:  # one at a time: the same embeddings as a batch of one
+                    emb = encode_prompts([prompt], tokenizer, encoder, max_length=self.config.text.max_length)
+                    self._prompt_cache[prompt] = emb.to(self.device, self.dtype)
+        return [self._prompt_cache[p] for p in prompts]
 
     def text_conditioning(self, prompt: str | None, negative_prompt: str, guidance: float):
         """``(cond [1, L, D] or None, uncond or None, info)``; uncond None means no guidance."""
@@ -205,15 +237,15 @@ class GeneratePipeline:
         if self.text is None:
             info["note"] = self.text_note + ("; the prompt was ignored" if prompt else "")
             return None, None, info
-        cond = self._embed(prompt or "")
         if guidance == 1.0:
             info["note"] = "guidance scale 1: conditional prediction only"
-            return cond, None, info
+            return self._embed(prompt or "")[0], None, info
         if (prompt or "") == negative_prompt:
             info["note"] = "prompt equals the negative prompt: guidance would change nothing"
-            return cond, None, info
+            return self._embed(prompt or "")[0], None, info
         info["applied"] = True
-        return cond, self._embed(negative_prompt), info
+        cond, uncond = self._embed(prompt or "", negative_prompt)
+        return cond, uncond, info
 
     # ---- generation -----------------------------------------------------------------------
     @torch.inference_mode()
@@ -251,7 +283,8 @@ class GeneratePipeline:
 
         t0 = time.perf_counter()
         video = torch.from_numpy(frames_np).to(dev).permute(3, 0, 1, 2)[None].to(torch.float32) / 127.5 - 1.0
-        ref_latents = self.autoencoder.encode(video).to(dt)
+        with self.offloader.stage("autoencoder"):
+            ref_latents = self.autoencoder.encode(video).to(dt)
         cond = self._camera_inputs(reference.cameras, target, T, (H, W))
         sync()
         timings["encode_s"] = time.perf_counter() - t0
@@ -289,7 +322,8 @@ class GeneratePipeline:
             return out.velocity
 
         t0 = time.perf_counter()
-        latents = sample_flow(velocity, noise, sampler, callback=callback)
+        with self.offloader.stage("dit"):
+            latents = sample_flow(velocity, noise, sampler, callback=callback)
         sync()
         timings["denoise_s"] = time.perf_counter() - t0
         timings["per_step_s"] = timings["denoise_s"] / settings.steps
@@ -297,7 +331,8 @@ class GeneratePipeline:
             raise WorkFailed("the sampler produced NaN or inf latents (try --dtype float32)")
 
         t0 = time.perf_counter()
-        decoded, tiled = self._decode(latents)
+        with self.offloader.stage("autoencoder"):
+            decoded, tiled = self._decode(latents)
         out_frames = ((decoded[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
         sync()
         timings["decode_s"] = time.perf_counter() - t0
@@ -310,6 +345,7 @@ class GeneratePipeline:
             "device": str(dev),
             "dtype": str(dt).replace("torch.", ""),
             "tiled_decode": tiled,
+            "offload": self.offload,
             "timings": {k: round(v, 4) for k, v in timings.items()},
         }
         tracks = None
