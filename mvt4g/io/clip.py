@@ -12,6 +12,9 @@ Layout (every file but the videos and cameras is optional)::
       plucker/cam01.safetensors         cached ray maps (mvt4g plucker)
       meta.json                         fps, frames, caption, provenance
 
+A clip's caption is ``meta.json``'s, else its row in a dataset's ``metadata.csv``
+(:mod:`mvt4g.io.captions`, ReCamMaster's caption file).
+
 MultiCamVideo stores no intrinsics: the focal length comes from ``meta.json``'s ``focal_mm``
 or from a parent folder named like ``f24_aperture5``, on its 23.76 mm square sensor.
 """
@@ -28,6 +31,7 @@ from mvt4g.camera.intrinsics import Intrinsics
 from mvt4g.camera.rig import ViewCameras, read_cameras_json
 from mvt4g.errors import InputError
 from mvt4g.fs.jsonio import read_json
+from mvt4g.io.captions import caption_of
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 _FOCAL_DIR = re.compile(r"f(\d+(?:\.\d+)?)_aperture", re.IGNORECASE)
@@ -43,6 +47,7 @@ class Clip:
         videos: view name -> video path.
         frames, height, width, fps: shared by every view.
         meta: the parsed ``meta.json`` (empty when absent).
+        caption_source: the file the caption came from (None: no caption, "").
     """
 
     root: Path
@@ -53,6 +58,8 @@ class Clip:
     width: int
     fps: float
     meta: dict = field(default_factory=dict)
+    caption_text: str = ""
+    caption_source: Path | None = None
 
     @property
     def views(self) -> list[str]:
@@ -64,7 +71,7 @@ class Clip:
 
     @property
     def caption(self) -> str:
-        return str(self.meta.get("caption", ""))
+        return self.caption_text
 
     def read_video(self, view: str) -> np.ndarray:
         """Frames of one view, uint8 ``[T, H, W, 3]``."""
@@ -206,6 +213,7 @@ def read_clip(path: str | Path) -> Clip:
         if cam.frames != ref.frames:
             raise InputError(f"cameras of {view} have {cam.frames} frames, video has {ref.frames}", path=root)
     views = sorted(videos)
+    caption = caption_of([videos[v] for v in views] + [root], meta=meta, meta_path=root / "meta.json")
     return Clip(
         root=root,
         cameras={v: cameras[v] for v in views},
@@ -215,4 +223,6 @@ def read_clip(path: str | Path) -> Clip:
         width=ref.width,
         fps=float(meta.get("fps", ref.fps)),
         meta=meta,
+        caption_text=caption.text,
+        caption_source=caption.source,
     )
