@@ -177,17 +177,29 @@ def load_wan_vae(path: str | Path, *, dtype: torch.dtype = torch.float32) -> nn.
     folder = root / "vae" if (root / "vae" / "config.json").is_file() else root
     if not (folder / "config.json").is_file():
         raise InputError("not a diffusers AutoencoderKLWan directory (no config.json)", path=root)
+    from diffusers.utils import logging as diffusers_logging
+
+    # diffusers warns on every load (no `accelerate`; an empty "keep in float32" list): the
+    # core prints nothing, and neither changes what is loaded.
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
     try:
         return AutoencoderKLWan.from_pretrained(folder, local_files_only=True, torch_dtype=dtype)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot load the Wan VAE: {str(exc).splitlines()[0]}", path=folder) from None
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
 
 
 def build_autoencoder(config: AutoencoderConfig, *, dtype: torch.dtype = torch.float32) -> nn.Module:
     """The autoencoder a config describes (loads a Wan VAE from ``config.path`` when given)."""
     if config.kind == "space_to_depth":
         return SpaceToDepthAutoencoder(config)
-    vae = load_wan_vae(config.path, dtype=dtype) if config.path else _random_wan_vae(config).to(dtype)
+    if config.path:
+        vae = load_wan_vae(config.path, dtype=dtype)
+    else:  # built in float32; cast only when asked (diffusers warns on every dtype .to())
+        vae = _random_wan_vae(config)
+        vae = vae if dtype == torch.float32 else vae.to(dtype)
     if int(vae.config.z_dim) != config.latent_channels:
         raise InputError(
             f"the Wan VAE has {vae.config.z_dim} latent channels, the model expects {config.latent_channels}",

@@ -47,6 +47,12 @@ def load_text_encoder(path: str | Path, *, device: str | torch.device = "cpu", d
             "prompt encoding needs the 'transformers' package (pip install transformers); "
             "without it the model uses its learned null text embedding"
         ) from None
+    from transformers.utils import logging as hf_logging
+
+    # The core prints nothing: transformers' own progress bars and notices would write to the
+    # terminal mid-command (the CLI draws its own progress).
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     tok_dir, enc_dir = _encoder_dirs(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)

@@ -5,16 +5,14 @@ from __future__ import annotations
 import torch
 from diffusers import WanTransformer3DModel
 
-from mvt4g.model.config import BackboneConfig, preset
-from mvt4g.model.convert import (
-    composite_to_recammaster,
+from mvt4g.model.tiny_formats import (
+    TINY_WAN,
+    recammaster_state_dict,
+    tiny_recammaster_source,
+    write_tiny_wan,
 )
-from mvt4g.model.mvt4g_model import MVT4GModel
 
-TINY = BackboneConfig(
-    num_layers=3, num_attention_heads=2, attention_head_dim=24, ffn_dim=96, in_channels=16, out_channels=16,
-    text_dim=32, freq_dim=32, rope_max_seq_len=256,
-)
+TINY = TINY_WAN
 
 
 # DiffSynth-Studio's WanModel parameter names for one block and the model's other layers,
@@ -42,51 +40,11 @@ def tiny_wan(num_layers: int = 3, seed: int = 0) -> WanTransformer3DModel:
     return WanTransformer3DModel(**kwargs)
 
 
-def make_base(tmp_path, seed: int = 0, *, vae: bool = True, in_channels: int = 16):
-    """A diffusers Wan directory: a tiny transformer/ and (``vae``) a tiny random vae/."""
-    base = tmp_path / "wan"
-    model = tiny_wan(seed=seed) if in_channels == 16 else _wan_with_channels(in_channels, seed)
-    model.save_pretrained(str(base / "transformer"))
-    if vae:
-        from mvt4g.model.autoencoder import build_autoencoder
-
-        config = preset("tiny-wanvae").autoencoder
-        config.latent_channels = in_channels
-        build_autoencoder(config).vae.save_pretrained(str(base / "vae"))
-    return base
+def make_base(tmp_path, seed: int = 0, *, vae: bool = True, in_channels: int = 16, text: bool = False):
+    """A diffusers Wan directory: a tiny transformer/, (``vae``) a tiny random vae/ and (``text``)
+    a tiny random umT5 text_encoder/ + tokenizer/."""
+    return write_tiny_wan(tmp_path / "wan", seed=seed, vae=vae, text=text, in_channels=in_channels)
 
 
-def _wan_with_channels(channels: int, seed: int) -> WanTransformer3DModel:
-    torch.manual_seed(seed)
-    kwargs = TINY.diffusers_kwargs()
-    kwargs["in_channels"] = kwargs["out_channels"] = channels
-    return WanTransformer3DModel(**kwargs)
-
-
-def recammaster_source(seed: int = 5) -> MVT4GModel:
-    """A tiny model in ReCamMaster's layout with non-trivial weights everywhere."""
-    cfg = preset("tiny")
-    cfg.backbone = BackboneConfig(**TINY.__dict__)
-    cfg.autoencoder.kind = "wan_vae"
-    cfg.autoencoder.latent_channels = 16
-    cfg.autoencoder.spatial_factor = 8
-    cfg.video.height = cfg.video.width = 64
-    cfg.camera.mode = "recammaster"
-    cfg.use_tracking_head = False
-    torch.manual_seed(seed)
-    model = MVT4GModel(cfg)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.backbone.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return model
-
-
-def recammaster_state(model: MVT4GModel) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, tensor in model.state_dict().items():
-        if key.startswith("backbone."):
-            name = composite_to_recammaster(key)
-            assert name is not None, key
-            out[name] = tensor.clone()
-    return out
+recammaster_source = tiny_recammaster_source
+recammaster_state = recammaster_state_dict
