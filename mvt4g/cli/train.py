@@ -76,6 +76,8 @@ class _Progress:
                 f"training {event['trainable']:,} of {event['total']:,} parameters on {event['device']} "
                 f"({event['precision']}, {event['world_size']} process(es), {event['parallel']}){where}"
             )
+            if "text" in event:
+                common.info(text_line(event["text"]))
         elif kind == "step":
             losses = f"loss {event['loss']:.4f} diff {event['diff']:.4f} track {event['track']:.3f} corr {event['corr']:.3f}"
             speed = f"{1.0 / event['step_s']:.2f} it/s" if event["step_s"] > 0 else ""
@@ -210,3 +212,15 @@ def prepare(
         return
     common.info(f"{counts['items']} cache entries for {counts['clips']} clip(s): {counts['computed']} computed, "
                 f"{counts['hits']} reused ({counts['bytes'] / 2**20:.1f} MiB, {counts['seconds']:.1f} s)")  # fmt: skip
+    common.info(text_line(counts["text"]))
+
+
+def text_line(text: dict) -> str:
+    """One line on the captions: encoded by which umT5, or unused (the learned null text)."""
+    have = f"{text['captioned']} clip(s) captioned, {text['uncaptioned']} without (encoded as \"\")"
+    if text["encoder"]:
+        return f"captions: {have}, umT5 at {text['encoder']}"
+    if text["captioned"]:
+        return f"captions: not used ({text['captioned']} clip(s) have one): the model has no text encoder and " \
+               "learns a null text embedding"
+    return "captions: none; the model has no text encoder and learns a null text embedding"

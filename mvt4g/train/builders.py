@@ -112,7 +112,7 @@ def build_dataset(cfg: TrainConfig, model_config: ModelConfig, *, device: str | 
     v = model_config.video
     shape = SampleShape(v.frames, v.height, v.width, model_config.autoencoder.temporal_factor)
     cache = FeatureCache(model_config, shape, cache_dir=cfg.data.cache_dir, dtype=cfg.data.cache_dtype,
-                         cache_plucker=cfg.data.cache_plucker, text_encoder_path=cfg.model.text_encoder_path,
+                         cache_plucker=cfg.data.cache_plucker, text_encoder_path=model_config.text.encoder_path,
                          device=device)  # fmt: skip
     settings = PairSettings(
         queries=cfg.data.queries, reverse_prob=cfg.data.reverse_prob, pairs=cfg.data.pairs, seed=cfg.train.seed,

@@ -332,7 +332,16 @@ def prepare(dataset, *, reverse: bool, on_item=None) -> dict[str, int]:
         if on_item is not None:
             on_item(done, len(jobs))
     return {"items": len(jobs), "hits": cache.hits - hits0, "computed": cache.misses - misses0,
-            "clips": len(dataset.clips), "bytes": _folder_bytes({cache.folder(c) for c in dataset.clips})}  # fmt: skip
+            "clips": len(dataset.clips), "bytes": _folder_bytes({cache.folder(c) for c in dataset.clips}),
+            "text": caption_summary(dataset.clips, cache.text_encoder_path)}  # fmt: skip
+
+
+def caption_summary(clips, text_encoder_path: str | None) -> dict:
+    """What training does with the clips' captions: ``encoder`` (None: the learned null text is
+    used and captions are not read by the model), how many clips have one and where they came from."""
+    sources = sorted({str(c.caption_source) for c in clips if c.caption and c.caption_source})
+    return {"encoder": text_encoder_path or None, "captioned": sum(1 for c in clips if c.caption),
+            "uncaptioned": sum(1 for c in clips if not c.caption), "sources": sources[:5]}  # fmt: skip
 
 
 def _folder_bytes(folders: set[Path]) -> int:

@@ -38,6 +38,7 @@ from mvt4g.errors import ConfigError, InputError, OutputExistsError, WorkFailed
 from mvt4g.fs.atomic import check_output_location, write_text_atomic
 from mvt4g.fs.lock import DirectoryLock, is_lock_file
 from mvt4g.train import builders
+from mvt4g.train.cache import caption_summary
 from mvt4g.train.checkpointing import Checkpointer
 from mvt4g.train.config import TrainConfig, diff_keys, load_config, to_toml, toml_value
 from mvt4g.train.distributed import (
@@ -79,6 +80,7 @@ class TrainResult:
     parameters: dict[str, int] = field(default_factory=dict)
     world_size: int = 1
     cache: dict[str, int] = field(default_factory=dict)
+    text: dict[str, Any] = field(default_factory=dict)  # the captions: encoder, captioned clips (cache.caption_summary)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -279,9 +281,11 @@ class Trainer:
         )  # fmt: skip
         if latest is not None:
             result.final = {k: float(state["metrics"][k]) for k in LOSS_KEYS if k in state.get("metrics", {})}
+        result.text = caption_summary(dataset.clips, dataset.cache.text_encoder_path)
         logger.event({"event": "start", "step": start_step, "steps": t.steps, "run_dir": str(self.run_dir),
                       "resumed_from": resumed_from, "world_size": ctx.world_size, "parallel": parallel,
-                      "device": str(ctx.device), "precision": "bf16" if bf16 else "fp32", **result.parameters})  # fmt: skip
+                      "device": str(ctx.device), "precision": "bf16" if bf16 else "fp32", "text": result.text,
+                      **result.parameters})  # fmt: skip
         try:
             loop = _Loop(cfg, ctx, module, optimizer, scheduler, checkpointer, logger, model_config, dataset, parallel)
             loop.run(start_step, result)
