@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import click
 import typer
 
 from mvt4g.cli import common
 from mvt4g.model.config import preset_names
 from mvt4g.model.summary import PLANS
+
+# The core's own list, read without importing torch (see common.core_constant).
+OFFLOAD_MODES = common.core_constant("mvt4g.model.placement", "OFFLOAD_MODES")
 
 
 def info(
@@ -28,6 +32,11 @@ def info(
     ] = None,
     frames: Annotated[int | None, typer.Option(help="Video frames for --plan (default: the model's).")] = None,
     size: Annotated[str | None, typer.Option(metavar="HxW", help="Video size for --plan (default: the model's).")] = None,
+    offload: Annotated[
+        str | None,
+        typer.Option(click_type=click.Choice(OFFLOAD_MODES),
+                     help="With --plan generate: the peak under this `mvt4g generate --offload` mode (default: none)."),
+    ] = None,
     json_out: common.JsonOpt = False,
 ) -> None:
     """Print a model's parameter counts per component and per group and its tensor shapes at the preset's video size.
@@ -47,9 +56,12 @@ def info(
 
         mvt4g info --preset wan2.1-1.3b --plan train --frames 81 --size 480x832
 
+        mvt4g info --preset wan2.1-1.3b --plan generate --frames 81 --size 480x832 --offload model
+
     --plan runs the model on PyTorch's meta device under torch's FLOP counter: FLOPs and peak
     tensor memory (bfloat16) per stage, training with and without gradient checkpointing,
-    tracking head and L_corr, and the full-method / diffusion-only ratios.
+    tracking head and L_corr, and the full-method / diffusion-only ratios; for generation, the
+    peak under each `mvt4g generate --offload` mode (--offload picks the one reported as the plan's).
     """
     from mvt4g.errors import InputError
     from mvt4g.model.lookup import SHIPPED, resolve_model, shipped_card, shipped_dir
@@ -61,6 +73,8 @@ def info(
         check_plan(plan)
     if plan is None and (frames is not None or size is not None):
         raise InputError("--frames and --size size a --plan: add --plan train or --plan generate")
+    if offload is not None and plan != "generate":
+        raise InputError("--offload plans a generation: add --plan generate")
     height_width = common.parse_size(size) if size else None
     model_dir = resolve_model(model) if model is not None else None
     summary = model_summary(preset=preset, model_dir=model_dir)
@@ -68,7 +82,8 @@ def info(
         summary["shipped"] = model
         summary["card"] = shipped_card(model)
     if plan is not None:
-        summary["plan"] = model_plan(plan, preset=preset, model_dir=model_dir, frames=frames, size=height_width)
+        summary["plan"] = model_plan(plan, preset=preset, model_dir=model_dir, frames=frames, size=height_width,
+                                     offload=offload or "none")  # fmt: skip
     if json_out:
         common.emit_json(summary)
         return
@@ -129,8 +144,14 @@ def _print_generate_plan(p: dict[str, Any]) -> None:
                     f"{_gib(st['parts'].get('weights', 0.0)):>10}")  # fmt: skip
     dit = next(st for st in p["stages"] if st["name"] == "DiT sampling")
     common.info(f"  DiT per step: {_tflop(dit['parts']['flops_per_step'])}; total {_tflop(p['flops'])}")
-    common.info(f"  peak with every model resident: {_gib(p['peak_bytes_resident'])}; "
-                f"stage by stage (each released after use): {_gib(p['peak_bytes_staged'])}")  # fmt: skip
+    common.info(f"  peak with every model on the device at once (text encoder too): {_gib(p['peak_bytes_resident'])}; "
+                f"the largest stage alone: {_gib(p['peak_bytes_staged'])}")  # fmt: skip
+    from mvt4g.model.placement import OFFLOAD_COST
+
+    common.info("  peak per `generate --offload` mode:")
+    for mode, peak in p["peak_bytes_by_offload"].items():
+        chosen = "  <- --offload " + mode if mode == p["offload"] else ""
+        common.info(f"    {mode:<11} {_gib(peak):>11}  {OFFLOAD_COST[mode]}{chosen}")
 
 
 def _fmt(n: int) -> str:

@@ -20,6 +20,10 @@ How the numbers are obtained:
   (gradients and moments of the trainable parameters only: the paper's fine-tuning scope).
 * umT5-XXL, Wan's text encoder (not built here: 5.7B parameters): analytic, 2 FLOPs per
   weight per token plus attention; memory = weights + a few [L, 4096] activations.
+* Generation under each offload mode (``--offload none|model|sequential``, placed as
+  :data:`mvt4g.model.placement.PLACEMENT` says, as the pipeline does): the resident
+  components' weights + the worst stage's activations and its non-resident weights (all of
+  them when staged; when streamed, the largest block + the largest other module).
 
 The peak is of tensor memory (what ``torch.cuda.max_memory_allocated`` reports); the CUDA
 context (~0.5 GiB) and allocator fragmentation come on top, hence ``HEADROOM`` in the fit
@@ -40,6 +44,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from mvt4g.errors import InputError
+from mvt4g.model.placement import OFFLOAD_MODES, PLACEMENT, check_offload, streamed_bytes
 
 GIB = 1024**3
 VARIANTS = ("diffusion", "corr", "full")
@@ -129,11 +134,14 @@ def text_encoder_stage(dtype_bytes: int = 2) -> Stage:
     u = UMT5_XXL
     per_layer = 4 * u["dim"] ** 2 + 3 * u["dim"] * u["ffn"]  # attention + gated FFN
     weights = (u["layers"] * per_layer + u["vocab"] * u["dim"]) * dtype_bytes
+    # Streamed (--offload sequential): the token embedding (1B parameters, run alone before the
+    # layers) or one layer, whichever is larger, is on the device at a time.
+    streamed = max(per_layer, u["vocab"] * u["dim"]) * dtype_bytes
     flops = 2 * u["layers"] * per_layer * u["tokens"] + 4 * u["layers"] * u["tokens"] ** 2 * u["dim"]
     # a handful of [L, dim] and [L, ffn] activations live at once (no backward)
     activations = 8 * u["tokens"] * (u["dim"] + u["ffn"]) * 4
     return Stage("text encoder (umT5-XXL)", float(flops), float(weights + activations),
-                 {"weights": float(weights), "activations": float(activations)})  # fmt: skip
+                 {"weights": float(weights), "activations": float(activations), "streamed_weights": float(streamed)})  # fmt: skip
 
 
 # ---- running on the meta device ---------------------------------------------------------------
@@ -366,8 +374,10 @@ def generate_dit_stage(config, shape: PlanShape, *, steps: int, guidance: bool,
     flops = count_flops(forward, model)
     peak = peak_bytes(forward, model) if memory else float("nan")
     per_step = flops * (2 if guidance else 1)
+    streamed = streamed_bytes(model, model.transformer.blocks)  # --offload sequential: a block at a time
     return Stage("DiT sampling", per_step * steps, weights + peak,
-                 {"weights": weights, "forward": peak, "flops_per_step": per_step, "steps": float(steps)})  # fmt: skip
+                 {"weights": weights, "forward": peak, "flops_per_step": per_step, "steps": float(steps),
+                  "streamed_weights": streamed})  # fmt: skip
 
 
 def vae_decode_stage(config, shape: PlanShape, *, dtype: torch.dtype = torch.bfloat16) -> Stage | None:
@@ -411,20 +421,43 @@ def train_plan(config, shape: PlanShape, *, dtype: torch.dtype = torch.bfloat16)
 
 
 def generate_plan(config, shape: PlanShape, *, steps: int = 50, guidance: bool = True,
-                  dtype: torch.dtype = torch.bfloat16) -> dict:  # fmt: skip
-    """Generation: text encoding, sampling and VAE decode; peak both with every model resident
-    (as the pipeline loads them) and stage by stage (each released after use)."""
+                  dtype: torch.dtype = torch.bfloat16, offload: str = "none") -> dict:  # fmt: skip
+    """Generation: text encoding, sampling and VAE decode, and the peak under every offload mode
+    (:mod:`mvt4g.model.placement`); ``peak_bytes`` is ``offload``'s. ``peak_bytes_resident``:
+    every model on the device at once, text encoder included; ``peak_bytes_staged``: the
+    largest stage alone (equal to ``--offload model``'s)."""
+    check_offload(offload)
     text = text_encoder_stage() if _uses_umt5(config) else None
     guidance = guidance and text is not None  # guidance is on the text: none without an encoder
     dit = generate_dit_stage(config, shape, steps=steps, guidance=guidance, dtype=dtype)
     vae = vae_decode_stage(config, shape, dtype=dtype)
-    stages = [s for s in (text, dit, vae) if s is not None]
+    components = {"text_encoder": text, "dit": dit, "autoencoder": vae}
+    stages = [s for s in components.values() if s is not None]
     weights = sum(s.parts.get("weights", 0.0) for s in stages)
     resident = weights + max(s.peak_bytes - s.parts.get("weights", 0.0) for s in stages)
+    by_offload = {mode: offload_peak(components, mode) for mode in OFFLOAD_MODES}
     return {"plan": "generate", "shape": asdict(shape), "tokens": tokens(config, shape), "dtype": _dtype_name(dtype),
             "steps": steps, "guidance": guidance, "temporal_factor": config.autoencoder.temporal_factor, "stages": [s.to_dict() for s in stages],
-            "flops": sum(s.flops for s in stages), "peak_bytes_resident": resident,
+            "flops": sum(s.flops for s in stages), "offload": offload, "peak_bytes": by_offload[offload],
+            "peak_bytes_by_offload": by_offload, "peak_bytes_resident": resident,
             "peak_bytes_staged": max(s.peak_bytes for s in stages)}  # fmt: skip
+
+
+def offload_peak(components: dict[str, Stage | None], mode: str) -> float:
+    """Peak device bytes of a generation under offload ``mode``: the weights of the components
+    resident throughout, plus at the worst stage what that stage adds: its activations and its
+    own weights when they are not resident (all of them when staged, the streamed part's
+    ``streamed_weights`` when moved block by block). ``components``: placement name -> Stage."""
+    placement = PLACEMENT[mode]
+    present = {name: stage for name, stage in components.items() if stage is not None}
+    resident = sum(s.parts.get("weights", 0.0) for name, s in present.items() if placement[name] == "resident")
+
+    def adds(name: str, stage: Stage) -> float:
+        weights = stage.parts.get("weights", 0.0)
+        moved = {"resident": 0.0, "staged": weights, "blocks": stage.parts.get("streamed_weights", weights)}
+        return stage.peak_bytes - weights + moved[placement[name]]
+
+    return resident + max(adds(name, s) for name, s in present.items())
 
 
 def _ratios(rows: list[dict]) -> dict:
@@ -447,17 +480,26 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 # ---- will it fit ---------------------------------------------------------------------------------
+# How a refusal names the mode it planned for.
+_MODE_PHRASE = {"none": "with no offload (DiT and VAE resident)", "model": "with --offload model",
+                "sequential": "with --offload sequential"}  # fmt: skip
+
+
 def check_generate_fits(plan: dict, device_bytes: float, *, dtype: torch.dtype = torch.bfloat16,
                         device: str = "cuda", fit=None) -> None:  # fmt: skip
-    """InputError when a generate plan's peak (every model resident) exceeds ``HEADROOM`` of the
-    device's memory, naming what would fit: ``fit(frames, height, width) -> bytes`` re-plans
-    smaller videos (largest 4k+1 frame count at this size, then half the size)."""
-    need = plan["peak_bytes_resident"]
+    """InputError when a generate plan's peak (under its offload mode) exceeds ``HEADROOM`` of
+    the device's memory, naming what would fit: the offload modes that save enough, then
+    ``fit(frames, height, width) -> bytes`` re-plans smaller videos at the same mode (largest
+    4k+1 frame count at this size, then half the size)."""
+    mode = plan.get("offload", "none")
+    need = plan.get("peak_bytes", plan["peak_bytes_resident"])
     usable = HEADROOM * device_bytes
     if need <= usable:
         return
     shape = plan["shape"]
-    options = []
+    by_offload = plan.get("peak_bytes_by_offload", {})
+    options = [f"--offload {m} (~{by_offload[m] / GIB:.1f} GiB)" for m in OFFLOAD_MODES
+               if m != mode and by_offload.get(m, math.inf) <= usable]  # fmt: skip
     if dtype == torch.float32:
         options.append("--dtype bfloat16")
     if fit is not None:
@@ -468,11 +510,9 @@ def check_generate_fits(plan: dict, device_bytes: float, *, dtype: torch.dtype =
         if fit(shape["frames"], h, w) <= usable:
             options.append(f"--size {h}x{w}")
     options.append("--device cpu")
-    staged = plan.get("peak_bytes_staged", need)
     raise InputError(f"generating {shape['frames']}x{shape['height']}x{shape['width']} needs ~{need / GIB:.1f} GiB on "
-                     f"{device} with every model resident ({staged / GIB:.1f} GiB if each were released after use), "
-                     f"which has {device_bytes / GIB:.1f} GiB ({HEADROOM:.0%} usable); would fit: "
-                     f"{', '.join(options)}")  # fmt: skip
+                     f"{device} {_MODE_PHRASE[mode]}, which has {device_bytes / GIB:.1f} GiB ({HEADROOM:.0%} usable); "
+                     f"would fit: {', '.join(options)}")  # fmt: skip
 
 
 def _largest_fitting_frames(shape: dict, usable: float, fit, tf: int = 4) -> int | None:
@@ -490,14 +530,16 @@ def _largest_fitting_frames(shape: dict, usable: float, fit, tf: int = 4) -> int
 
 
 def check_device_fits(config, *, frames: int, height: int, width: int, steps: int, guidance: bool,
-                      dtype: torch.dtype, device: torch.device | str, device_bytes: float | None = None) -> dict:  # fmt: skip
-    """Plan generation and refuse (InputError) what cannot fit on ``device``; returns the plan.
-    ``device_bytes`` defaults to the CUDA device's total memory (tests pass a fake size)."""
+                      dtype: torch.dtype, device: torch.device | str, device_bytes: float | None = None,
+                      offload: str = "none") -> dict:  # fmt: skip
+    """Plan generation under ``offload`` and refuse (InputError) what cannot fit on ``device``;
+    returns the plan. ``device_bytes`` defaults to the CUDA device's total memory (tests pass a
+    fake size)."""
     if device_bytes is None:
         device_bytes = float(torch.cuda.get_device_properties(torch.device(device)).total_memory)
 
     def plan_for(f: int, h: int, w: int) -> dict:
-        return generate_plan(config, PlanShape(f, h, w), steps=steps, guidance=guidance, dtype=dtype)
+        return generate_plan(config, PlanShape(f, h, w), steps=steps, guidance=guidance, dtype=dtype, offload=offload)
 
     result = plan_for(frames, height, width)
     stride = config.token_stride
@@ -505,7 +547,7 @@ def check_device_fits(config, *, frames: int, height: int, width: int, steps: in
     def fit(f: int, h: int, w: int) -> float:
         if h % stride or w % stride:  # half the size must still be whole tokens
             return float("inf")
-        return plan_for(f, h, w)["peak_bytes_resident"]
+        return plan_for(f, h, w)["peak_bytes"]
 
     check_generate_fits(result, device_bytes, dtype=dtype, device=str(device), fit=fit)
     return result

@@ -98,9 +98,10 @@ def check_plan(kind: str) -> None:
 
 
 def model_plan(kind: str, *, preset: str | None = None, model_dir: Path | None = None, frames: int | None = None,
-               size: tuple[int, int] | None = None) -> dict[str, Any]:
+               size: tuple[int, int] | None = None, offload: str = "none") -> dict[str, Any]:
     """FLOPs and peak memory per stage of a training step (``kind="train"``) or a generation
-    (``"generate"``) at ``frames`` and ``size = (H, W)`` (default: the model's video)."""
+    (``"generate"``, its peak under offload mode ``offload``) at ``frames`` and ``size = (H, W)``
+    (default: the model's video)."""
     from mvt4g.model.checkpoint import read_config
     from mvt4g.model.config import preset as get_preset
     from mvt4g.model.plan import PlanShape, generate_plan, train_plan
@@ -109,4 +110,4 @@ def model_plan(kind: str, *, preset: str | None = None, model_dir: Path | None =
     config = get_preset(preset) if preset is not None else read_config(model_dir)
     height, width = size or (config.video.height, config.video.width)
     shape = PlanShape(frames=config.video.frames if frames is None else frames, height=height, width=width)
-    return train_plan(config, shape) if kind == "train" else generate_plan(config, shape)
+    return train_plan(config, shape) if kind == "train" else generate_plan(config, shape, offload=offload)

@@ -109,6 +109,52 @@ def test_generate_plan_stages_and_the_wan_vae():
     assert p["guidance"] is False  # no text encoder: nothing to guide on
     assert p["peak_bytes_resident"] >= p["peak_bytes_staged"]
     assert p["stages"][1]["flops"] > 0
+    by = p["peak_bytes_by_offload"]
+    assert p["offload"] == "none" and p["peak_bytes"] == by["none"] >= by["model"] >= by["sequential"]
+    assert by["model"] == p["peak_bytes_staged"]
+
+
+def _stage(name, weights, activations, streamed=None):
+    parts = {"weights": weights} | ({} if streamed is None else {"streamed_weights": streamed})
+    return plan.Stage(name, 0.0, weights + activations, parts)
+
+
+def test_offload_peaks_price_the_placement():
+    """none: DiT + VAE resident, the text encoder staged; model: the largest stage; sequential:
+    the streamed weights of DiT and text encoder, the VAE staged (mvt4g.model.placement)."""
+    stages = {"text_encoder": _stage("text", 10.0, 1.0, streamed=2.0), "dit": _stage("dit", 3.0, 4.0, streamed=0.5),
+              "autoencoder": _stage("vae", 0.5, 5.0)}  # fmt: skip
+    assert plan.offload_peak(stages, "none") == 3.0 + 0.5 + (10.0 + 1.0)
+    assert plan.offload_peak(stages, "model") == 10.0 + 1.0
+    assert plan.offload_peak(stages, "sequential") == 0.5 + 5.0
+    no_text = {**stages, "text_encoder": None, "autoencoder": None}
+    assert plan.offload_peak(no_text, "none") == plan.offload_peak(no_text, "model") == 7.0
+    assert plan.offload_peak(no_text, "sequential") == 4.5
+    with pytest.raises(InputError, match="--offload must be one of none, model, sequential"):
+        plan.generate_plan(preset("tiny"), TINY, offload="cpu")
+
+
+def _refusal(device_gib: float, mode: str = "none") -> str:
+    by = {"none": 20 * plan.GIB, "model": 12 * plan.GIB, "sequential": 5 * plan.GIB}
+    fake = {"shape": {"frames": 81, "height": 480, "width": 832}, "offload": mode, "peak_bytes": by[mode],
+            "peak_bytes_by_offload": by, "peak_bytes_resident": 25 * plan.GIB}  # fmt: skip
+    with pytest.raises(InputError) as err:
+        plan.check_generate_fits(fake, device_gib * plan.GIB)
+    return str(err.value)
+
+
+def test_a_refusal_names_the_offload_modes_that_would_fit():
+    plan.check_generate_fits({"shape": {}, "offload": "none", "peak_bytes": 20 * plan.GIB,
+                              "peak_bytes_by_offload": {}, "peak_bytes_resident": 0}, 24 * plan.GIB)  # fmt: skip
+    both = _refusal(16)  # 14.4 GiB usable
+    assert "needs ~20.0 GiB on cuda with no offload" in both
+    assert "--offload model (~12.0 GiB)" in both and "--offload sequential (~5.0 GiB)" in both
+    only = _refusal(8)
+    assert "--offload sequential" in only and "--offload model" not in only
+    neither = _refusal(4)
+    assert "--offload" not in neither.split("would fit:")[1] and "--device cpu" in neither
+    chosen = _refusal(8, "model")
+    assert "with --offload model," in chosen and "--offload sequential (~5.0 GiB)" in chosen
 
 
 def test_umt5_stage_is_the_wan_text_encoder():
@@ -130,7 +176,7 @@ def test_generate_refuses_what_does_not_fit_and_names_what_would():
     config = preset("tiny")
     shape = dict(frames=17, height=32, width=32, steps=2, guidance=False, device="cuda")
     p = plan.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=1e12)
-    need = p["peak_bytes_resident"]
+    need = p["peak_bytes"]
     plan.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=need / plan.HEADROOM * 1.01)
     with pytest.raises(InputError) as err:
         plan.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=need / plan.HEADROOM * 0.9)
@@ -140,6 +186,28 @@ def test_generate_refuses_what_does_not_fit_and_names_what_would():
         assert option in message, (option, message)
     frames = int(message.split("--frames ")[1].split(",")[0])
     assert frames < 17 and (frames - 1) % 4 == 0
+    # Tiny has no text encoder nor VAE: --offload model saves nothing, sequential the weights.
+    by = p["peak_bytes_by_offload"]
+    assert by["model"] == by["none"] > by["sequential"]
+    assert "--offload model" not in message  # saves nothing here: never named
+    assert ("--offload sequential" in message) == (by["sequential"] <= need * 0.9)
+    between = (by["sequential"] + by["none"]) / 2 / plan.HEADROOM
+    with pytest.raises(InputError, match="would fit: --offload sequential"):
+        plan.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=between)
+    plan.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=between, offload="sequential")
+
+
+@pytest.mark.slow
+def test_offload_peaks_at_wan_shapes_on_the_meta_device():
+    """wan2.1-1.3b at the paper's 81x480x832 with umT5-XXL: each mode needs less than the last,
+    and every mode but none fits a 24 GB GPU's usable memory."""
+    p = plan.generate_plan(preset("wan2.1-1.3b"), plan.PlanShape(81, 480, 832), offload="model")
+    by = p["peak_bytes_by_offload"]
+    assert p["peak_bytes"] == by["model"]
+    assert p["peak_bytes_resident"] > by["none"] > by["model"] > by["sequential"]
+    dit = next(s for s in p["stages"] if s["name"] == "DiT sampling")
+    assert dit["parts"]["streamed_weights"] < dit["parts"]["weights"] / 10  # a block of 30, and the small modules
+    assert by["model"] < plan.HEADROOM * 24e9 and by["sequential"] < by["model"] / 2
 
 
 @pytest.mark.slow
@@ -149,7 +217,12 @@ def test_info_plan_cli(cli):
     p = json.loads(result.stdout)["plan"]
     assert p["plan"] == "train" and p["shape"]["frames"] == 9 and len(p["rows"]) == 6
     human = cli("info", "--preset", "tiny", "--plan", "generate", "--frames", "9", "--size", "32x32")
-    assert human.code == 0 and "DiT sampling" in human.stderr and "peak with every model resident" in human.stderr
+    assert human.code == 0 and "DiT sampling" in human.stderr and "peak per `generate --offload` mode" in human.stderr
+    seq = cli("info", "--preset", "tiny", "--plan", "generate", "--frames", "9", "--size", "32x32", "--offload",
+              "sequential", "--json")  # fmt: skip
+    assert seq.code == 0 and json.loads(seq.stdout)["plan"]["offload"] == "sequential"
+    assert_one_line_error(cli("info", "--preset", "tiny", "--plan", "generate", "--offload", "cpu"), "--offload", "'cpu'")
+    assert_one_line_error(cli("info", "--preset", "tiny", "--plan", "train", "--offload", "model"), "--plan generate")
     assert_one_line_error(cli("info", "--preset", "tiny", "--plan", "infer"), "--plan must be train or generate")
     assert_one_line_error(cli("info", "--preset", "tiny", "--frames", "9"), "--plan")
     assert_one_line_error(cli("info", "--preset", "tiny", "--plan", "train", "--size", "33x32"), "--size")
@@ -194,5 +267,5 @@ def test_generate_on_cuda_refuses_what_cannot_fit_before_any_work(cli, monkeypat
     reference.write_bytes(b"not read: the check comes first")
     out = tmp_path / "out.mp4"
     result = cli("generate", reference, "--traj", "arc-left", "--steps", "2", "--out", out)
-    assert_one_line_error(result, "needs ~", "on cuda with every model resident", "which has 0.0 GiB", "--device cpu")
+    assert_one_line_error(result, "needs ~", "on cuda with no offload", "which has 0.0 GiB", "--device cpu")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.mp4"]
