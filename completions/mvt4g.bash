@@ -22,10 +22,10 @@ _mvt4g() {
         "mvt4g traj show") subs="" flags="--json --overwrite --help" valopts="--frames --angle --distance --target-depth --speed --path --camera --out --format --plot" pos="" ;;
         "mvt4g train") subs="prepare" flags="--resume --no-track-head --no-corr-loss --overwrite --json --help" valopts="--config --data --out --steps --set --tap-layer --layer" pos="" ;;
         "mvt4g train prepare") subs="" flags="--json --help" valopts="--config --data --set --device" pos="" ;;
-        "mvt4g generate") subs="" flags="--side-by-side --skip-existing --overwrite --json --help" valopts="--model --traj --target-cameras --camera --out --out-dir --prompt --prompt-file --steps --guidance --shift --sampler --seed --frames --size --frame-policy --fov --focal --ref-cameras --device --dtype --query-points --track-timestep" pos="" ;;
-        "mvt4g eval") subs="" flags="--copy-reference --overwrite --json --help" valopts="--bench --data-root --model --videos --sequences --traj --camera-metric --pose-estimator --weights-dir --metrics --frames --size --steps --seed --device --fov --save-videos --csv --report" pos="" ;;
+        "mvt4g generate") subs="" flags="--side-by-side --skip-existing --overwrite --json --help" valopts="--model --traj --target-cameras --camera --out --out-dir --prompt --prompt-file --steps --guidance --shift --sampler --seed --frames --size --frame-policy --fov --focal --ref-cameras --device --dtype --offload --query-points --track-timestep" pos="" ;;
+        "mvt4g eval") subs="" flags="--copy-reference --overwrite --json --help" valopts="--bench --data-root --model --videos --sequences --traj --camera-metric --pose-estimator --weights-dir --metrics --frames --size --steps --seed --device --offload --fov --save-videos --csv --report" pos="" ;;
         "mvt4g analyze") subs="" flags="--overwrite --json --help" valopts="--model --layers --timesteps --pairs --queries --out --visualize --seed --delta --head --shift --device --dtype --threads" pos="" ;;
-        "mvt4g info") subs="" flags="--json --help" valopts="--preset --model --plan --frames --size" pos="" ;;
+        "mvt4g info") subs="" flags="--json --help" valopts="--preset --model --plan --frames --size --offload" pos="" ;;
         "mvt4g convert") subs="recammaster" flags="--help" valopts="" pos="" ;;
         "mvt4g convert recammaster") subs="" flags="--tracking-head --no-tracking-head --link --copy --overwrite --json --help" valopts="--base --out --camera --tap-layer --dtype --autoencoder" pos="" ;;
         "mvt4g completions") subs="" flags="--help" valopts="" pos="" ;;
@@ -41,9 +41,12 @@ _mvt4g() {
         "mvt4g traj show|--format") COMPREPLY=($(compgen -W "mvt4g recammaster" -- "$cur")); return ;;
         "mvt4g generate|--sampler") COMPREPLY=($(compgen -W "euler unipc" -- "$cur")); return ;;
         "mvt4g generate|--frame-policy") COMPREPLY=($(compgen -W "trim pad error" -- "$cur")); return ;;
+        "mvt4g generate|--offload") COMPREPLY=($(compgen -W "none model sequential" -- "$cur")); return ;;
         "mvt4g eval|--bench") COMPREPLY=($(compgen -W "davis iphone synthetic" -- "$cur")); return ;;
         "mvt4g eval|--camera-metric") COMPREPLY=($(compgen -W "camctrl mean" -- "$cur")); return ;;
+        "mvt4g eval|--offload") COMPREPLY=($(compgen -W "none model sequential" -- "$cur")); return ;;
         "mvt4g analyze|--dtype") COMPREPLY=($(compgen -W "float32 bfloat16 float16" -- "$cur")); return ;;
+        "mvt4g info|--offload") COMPREPLY=($(compgen -W "none model sequential" -- "$cur")); return ;;
         "mvt4g convert recammaster|--camera") COMPREPLY=($(compgen -W "plucker recammaster" -- "$cur")); return ;;
         "mvt4g convert recammaster|--dtype") COMPREPLY=($(compgen -W "float32 bfloat16" -- "$cur")); return ;;
         "mvt4g convert recammaster|--autoencoder") COMPREPLY=($(compgen -W "base space-to-depth random-vae" -- "$cur")); return ;;

@@ -14,6 +14,7 @@ from mvt4g.cli import common
 # The core's own lists, read without importing torch/OpenCV (see common.core_constant).
 BENCH_NAMES = common.core_constant("mvt4g.eval.bench", "BENCH_NAMES")
 CAMERA_CONVENTIONS = common.core_constant("mvt4g.eval.camera_metrics", "CONVENTIONS")
+OFFLOAD_MODES = common.core_constant("mvt4g.model.placement", "OFFLOAD_MODES")
 
 
 def eval_command(
@@ -62,6 +63,12 @@ def eval_command(
     steps: Annotated[int, typer.Option(help="Denoising steps with --model.")] = 50,
     seed: Annotated[int, typer.Option(help="Noise seed with --model.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (with --model).")] = "auto",
+    offload: Annotated[
+        str,
+        typer.Option(click_type=click.Choice(OFFLOAD_MODES),
+                     help="With --model: none, model or sequential, as `mvt4g generate --offload` (less GPU memory, "
+                     "slower; the same videos)."),
+    ] = "none",
     fov: Annotated[
         float | None, typer.Option(help="davis: horizontal field of view of the references, degrees (default 24 mm lens).")
     ] = None,
@@ -135,6 +142,8 @@ def eval_command(
         raise InputError("give exactly one of --model (generate), --videos (score existing videos) or --copy-reference")
     if save_videos is not None and model is None:
         raise InputError("--save-videos needs --model")
+    if offload != "none" and model is None:
+        raise InputError("--offload places a model's weights: it needs --model")
 
     from mvt4g.errors import MVT4GError
     from mvt4g.model.distributed import item_group
@@ -160,7 +169,7 @@ def eval_command(
             if model is not None:
                 source = ModelSource(model, frames=frames, size=settings.size, steps=steps, seed=seed,
                                      device=str(ranks.device) if ranks.distributed else device,
-                                     save_dir=save_videos, overwrite=overwrite)  # fmt: skip
+                                     save_dir=save_videos, overwrite=overwrite, offload=offload)  # fmt: skip
                 source.check_outputs(keys)
             elif copy_reference:
                 source = CopySource(frames=frames, size=settings.size)

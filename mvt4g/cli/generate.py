@@ -16,6 +16,7 @@ from mvt4g.cli import common
 # The core's own lists, read without importing torch/OpenCV (see common.core_constant).
 SAMPLERS = common.core_constant("mvt4g.sample.sampler", "SAMPLERS")
 FRAME_POLICIES = common.core_constant("mvt4g.io.frames", "FRAME_POLICIES")
+OFFLOAD_MODES = common.core_constant("mvt4g.model.placement", "OFFLOAD_MODES")
 
 
 def generate(
@@ -87,6 +88,17 @@ def generate(
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16 or float16.")] = "auto",
+    offload: Annotated[
+        str,
+        typer.Option(click_type=click.Choice(OFFLOAD_MODES),
+                     help="Where the models wait on the CPU, as diffusers' offloading: none (DiT and VAE stay on the "
+                     "GPU: fastest, most memory), model (each model on the GPU only for its stage: the peak is the "
+                     "largest stage, at the cost of copying each model in once per video), sequential (each DiT block "
+                     "and umT5 layer on the GPU only for its own forward: the least memory, but every step copies all "
+                     "the DiT's weights in: several times slower). The text encoder is on the GPU only while it "
+                     "encodes, in every mode. `mvt4g info --plan generate --offload MODE` shows each mode's peak; the "
+                     "same videos in every mode."),
+    ] = "none",
     query_points: Annotated[
         str | None,
         typer.Option(metavar="FILE|grid[:RxC]", help="Also predict multi-view tracks of these points (tracks.npz + overlay)."),
@@ -172,12 +184,12 @@ def generate(
                   camera=camera, out=out, out_dir=out_dir, prompt=prompt, steps=steps, guidance=guidance, shift=shift,
                   sampler=sampler, seed=seed, frames=frames, height_width=height_width, frame_policy=frame_policy,
                   fov=fov, focal=focal, ref_cameras=ref_cameras, device=str(ranks.device) if ranks.distributed else device,
-                  dtype=dtype, query_points=query_points, track_timestep=track_timestep, side_by_side=side_by_side,
-                  skip_existing=skip_existing, overwrite=overwrite, json_out=json_out)  # fmt: skip
+                  dtype=dtype, offload=offload, query_points=query_points, track_timestep=track_timestep,
+                  side_by_side=side_by_side, skip_existing=skip_existing, overwrite=overwrite, json_out=json_out)  # fmt: skip
 
 
 def _generate(ranks, *, start, references, model, traj, target_cameras, camera, out, out_dir, prompt, steps, guidance,
-              shift, sampler, seed, frames, height_width, frame_policy, fov, focal, ref_cameras, device, dtype,
+              shift, sampler, seed, frames, height_width, frame_policy, fov, focal, ref_cameras, device, dtype, offload,
               query_points, track_timestep, side_by_side, skip_existing, overwrite, json_out) -> None:  # fmt: skip
     from mvt4g.errors import MVT4GError
 
@@ -186,7 +198,7 @@ def _generate(ranks, *, start, references, model, traj, target_cameras, camera, 
         planned = _plan(references=references, model=model, traj=traj, target_cameras=target_cameras, camera=camera,
                         out=out, out_dir=out_dir, prompt=prompt, steps=steps, guidance=guidance, shift=shift,
                         sampler=sampler, seed=seed, frames=frames, height_width=height_width, frame_policy=frame_policy,
-                        fov=fov, focal=focal, ref_cameras=ref_cameras, device=device, dtype=dtype,
+                        fov=fov, focal=focal, ref_cameras=ref_cameras, device=device, dtype=dtype, offload=offload,
                         query_points=query_points, track_timestep=track_timestep, side_by_side=side_by_side,
                         skip_existing=skip_existing, overwrite=overwrite)  # fmt: skip
     except MVT4GError as exc:
@@ -211,7 +223,7 @@ def _generate(ranks, *, start, references, model, traj, target_cameras, camera, 
             # Rank 0 locks the folders for every rank; the others write only once it holds them (common.agree_ranks).
             stack.enter_context(lock_item_folders(jobs, out_dir=out_dir if out is None else None, rank=ranks.rank))
             if mine:  # a rank without items (fewer items than processes) loads nothing
-                pipeline = GeneratePipeline(model_dir, device=torch_device, dtype=dtype)
+                pipeline = GeneratePipeline(model_dir, device=torch_device, dtype=dtype, offload=offload)
         except MVT4GError as exc:
             error = exc
         common.agree_ranks(error, ranks)
@@ -220,7 +232,8 @@ def _generate(ranks, *, start, references, model, traj, target_cameras, camera, 
                 common.warn(f"{pipeline.text_note}; the prompt is ignored and guidance is skipped")
             spread = f" over {ranks.world_size} processes" if ranks.distributed else ""
             common.info(
-                f"model {model_dir} ({config.name}) on {pipeline.device} {str(pipeline.dtype).replace('torch.', '')}, "
+                f"model {model_dir} ({config.name}) on {pipeline.device} {str(pipeline.dtype).replace('torch.', '')}"
+                f"{'' if offload == 'none' else f' (--offload {offload})'}, "
                 f"loaded in {pipeline.load_seconds:.1f} s (+ {pipeline.import_seconds:.1f} s importing diffusers); {len(jobs)} item(s) of {n_frames} frames at {height}x{width}, "
                 f"{settings.steps} {settings.sampler} steps{spread}"
             )
@@ -241,7 +254,8 @@ def _generate(ranks, *, start, references, model, traj, target_cameras, camera, 
             "skipped": sum(r.skipped for r in records),
             "settings": {**settings.to_dict(), "seed": seed, "frames": n_frames, "size": [height, width],
                          "frame_policy": frame_policy, "device": str(pipeline.device),
-                         "dtype": str(pipeline.dtype).replace("torch.", ""), "query_points": query_points,
+                         "dtype": str(pipeline.dtype).replace("torch.", ""), "offload": offload,
+                         "query_points": query_points,
                          "text_encoder": pipeline.text is not None},
             "model": str(model_dir),
             "timings": {"import_s": round(pipeline.import_seconds, 3), "load_s": round(pipeline.load_seconds, 3),
@@ -253,8 +267,8 @@ def _generate(ranks, *, start, references, model, traj, target_cameras, camera, 
 
 
 def _plan(*, references, model, traj, target_cameras, camera, out, out_dir, prompt, steps, guidance, shift, sampler,
-          seed, frames, height_width, frame_policy, fov, focal, ref_cameras, device, dtype, query_points, track_timestep,
-          side_by_side, skip_existing, overwrite):  # fmt: skip
+          seed, frames, height_width, frame_policy, fov, focal, ref_cameras, device, dtype, offload, query_points,
+          track_timestep, side_by_side, skip_existing, overwrite):  # fmt: skip
     """Every check before any work, and the jobs (see mvt4g.sample.batch.plan_jobs)."""
     from mvt4g.errors import InputError
 
@@ -275,7 +289,7 @@ def _plan(*, references, model, traj, target_cameras, camera, out, out_dir, prom
         from mvt4g.model.plan import check_device_fits
 
         check_device_fits(config, frames=n_frames, height=height, width=width, steps=steps, guidance=guidance > 0,
-                          dtype=resolve_dtype(dtype, torch_device), device=torch_device)  # fmt: skip
+                          dtype=resolve_dtype(dtype, torch_device), device=torch_device, offload=offload)  # fmt: skip
     if query_points is not None and not config.use_tracking_head:
         raise InputError("this model has no tracking head (use_tracking_head is off): drop --query-points", path=model_dir)
 

@@ -183,9 +183,11 @@ class ModelSource:
     kind = "model"
 
     def __init__(self, model: str | Path, *, frames: int | None, size: tuple[int, int] | None, steps: int = 50,
-                 seed: int = 0, device: str = "auto", save_dir: Path | None = None, overwrite: bool = False):  # fmt: skip
+                 seed: int = 0, device: str = "auto", save_dir: Path | None = None, overwrite: bool = False,
+                 offload: str = "none"):  # fmt: skip
         from mvt4g.model.checkpoint import read_config
         from mvt4g.model.lookup import resolve_model
+        from mvt4g.model.placement import check_offload
         from mvt4g.sample.pipeline import check_video_shape
         from mvt4g.sample.sampler import SamplingSettings
 
@@ -199,6 +201,7 @@ class ModelSource:
         self.settings = SamplingSettings(steps=steps)
         self.seed = seed
         self.device = device
+        self.offload = check_offload(offload)  # where the models wait (mvt4g.sample.offload): the same videos
         self.save_dir = None if save_dir is None else Path(save_dir)
         self.overwrite = overwrite
         self.pipeline = None
@@ -228,12 +231,12 @@ class ModelSource:
         from mvt4g.sample.pipeline import GeneratePipeline
 
         if self.pipeline is None:
-            self.pipeline = GeneratePipeline(self.model_dir, device=self.device)
+            self.pipeline = GeneratePipeline(self.model_dir, device=self.device, offload=self.offload)
 
     def describe(self) -> dict:
         device = str(self.pipeline.device) if self.pipeline is not None else self.device
         out = {"kind": self.kind, "path": str(self.model_dir), "steps": self.settings.steps, "seed": self.seed,
-               "sampler": self.settings.sampler, "shift": self.settings.shift, "device": device,
+               "sampler": self.settings.sampler, "shift": self.settings.shift, "device": device, "offload": self.offload,
                "note": "metrics are computed on the generated frames before any video encoding"}  # fmt: skip
         if self.save_dir is not None:
             height, width = self.size

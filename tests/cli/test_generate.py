@@ -169,6 +169,21 @@ def test_resampled_trajectory_file_and_prompt_without_text_encoder(cli, model_di
     assert meta["guidance"]["prompt"] == "a walk in the park" and "ignored" in meta["guidance"]["note"]
 
 
+@pytest.mark.usefixtures("one_thread")
+def test_offload_is_recorded_and_gives_the_same_video(cli, model_dir, ref_video, tmp_path):
+    """--offload moves weights, not numbers: the same frames, the mode in --json and .meta.json."""
+    videos = {}
+    for mode in ("none", "sequential"):
+        out = tmp_path / f"{mode}.mp4"
+        r = cli("generate", ref_video, "--traj", "pan-left", "--model", model_dir, "--steps", "1", "--out", out,
+                "--frames", "5", "--device", "cpu", "--offload", mode, "--json")  # fmt: skip
+        assert r.code == 0, r.stderr
+        assert r.json()["settings"]["offload"] == mode
+        assert json.loads(out.with_suffix(".meta.json").read_text())["offload"] == mode
+        videos[mode] = read_video(out).frames
+    assert np.array_equal(videos["none"], videos["sequential"])
+
+
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, model_dir, ref_video, tmp_path):
     out = tmp_path / "gen"
     base = ["generate", ref_video, "--model", model_dir, "--steps", "1", "--out-dir", out, "--frames", "17"]
@@ -204,6 +219,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, model_dir, ref_vid
     bad_q.write_text("0 0 99 1\n")
     check([*base, "--traj", "arc-left", "--query-points", bad_q], "outside the 32x32")
     check([*base, "--traj", "arc-left", "--device", "tpu"], "unknown device")
+    check([*base, "--traj", "arc-left", "--offload", "cpu"], "--offload", "'cpu'", "none", "sequential")
 
 
 @pytest.mark.slow
