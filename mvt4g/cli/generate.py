@@ -53,8 +53,18 @@ def generate(
         Path | None,
         typer.Option(help="Output folder: `DIR/REF_STEM/TRAJ.mp4` per item (default: the current folder)."),
     ] = None,
-    prompt: Annotated[str | None, typer.Option(help="Text prompt (used when the model has a text encoder).")] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option(help="Text prompt (used when the model has a text encoder). Default: the reference's caption, "
+                     "from its clip's meta.json or a metadata.csv row (file_name,text; ReCamMaster's caption file) "
+                     "in its folder or above."),
+    ] = None,
     prompt_file: Annotated[Path | None, typer.Option(help="Read the prompt from this text file.")] = None,
+    negative_prompt: Annotated[
+        str | None,
+        typer.Option(help="The text guidance steers away from. Default: Wan2.1's standard negative prompt, as "
+                     "ReCamMaster's inference uses."),
+    ] = None,
     steps: Annotated[int, typer.Option(help="Denoising steps.")] = 50,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale on the text (needs a text encoder).")] = 5.0,
     shift: Annotated[float, typer.Option(help="Timestep shift of the sigma grid (ReCamMaster: 5).")] = 5.0,
@@ -181,23 +191,23 @@ def generate(
         if not ranks.is_main:
             common.STATE.quiet = True
         _generate(ranks, start=start, references=references, model=model, traj=traj, target_cameras=target_cameras,
-                  camera=camera, out=out, out_dir=out_dir, prompt=prompt, steps=steps, guidance=guidance, shift=shift,
-                  sampler=sampler, seed=seed, frames=frames, height_width=height_width, frame_policy=frame_policy,
-                  fov=fov, focal=focal, ref_cameras=ref_cameras, device=str(ranks.device) if ranks.distributed else device,
-                  dtype=dtype, offload=offload, query_points=query_points, track_timestep=track_timestep,
+                  camera=camera, out=out, out_dir=out_dir, prompt=prompt, negative_prompt=negative_prompt, steps=steps,
+                  guidance=guidance, shift=shift, sampler=sampler, seed=seed, frames=frames, height_width=height_width,
+                  frame_policy=frame_policy, fov=fov, focal=focal, ref_cameras=ref_cameras,
+                  device=str(ranks.device) if ranks.distributed else device, dtype=dtype, offload=offload, query_points=query_points, track_timestep=track_timestep,
                   side_by_side=side_by_side, skip_existing=skip_existing, overwrite=overwrite, json_out=json_out)  # fmt: skip
 
 
-def _generate(ranks, *, start, references, model, traj, target_cameras, camera, out, out_dir, prompt, steps, guidance,
-              shift, sampler, seed, frames, height_width, frame_policy, fov, focal, ref_cameras, device, dtype, offload,
+def _generate(ranks, *, start, references, model, traj, target_cameras, camera, out, out_dir, prompt, negative_prompt,
+              steps, guidance, shift, sampler, seed, frames, height_width, frame_policy, fov, focal, ref_cameras, device, dtype, offload,
               query_points, track_timestep, side_by_side, skip_existing, overwrite, json_out) -> None:  # fmt: skip
     from mvt4g.errors import MVT4GError
 
     error = planned = None
     try:
         planned = _plan(references=references, model=model, traj=traj, target_cameras=target_cameras, camera=camera,
-                        out=out, out_dir=out_dir, prompt=prompt, steps=steps, guidance=guidance, shift=shift,
-                        sampler=sampler, seed=seed, frames=frames, height_width=height_width, frame_policy=frame_policy,
+                        out=out, out_dir=out_dir, prompt=prompt, negative_prompt=negative_prompt, steps=steps,
+                        guidance=guidance, shift=shift, sampler=sampler, seed=seed, frames=frames, height_width=height_width, frame_policy=frame_policy,
                         fov=fov, focal=focal, ref_cameras=ref_cameras, device=device, dtype=dtype, offload=offload,
                         query_points=query_points, track_timestep=track_timestep, side_by_side=side_by_side,
                         skip_existing=skip_existing, overwrite=overwrite)  # fmt: skip
@@ -237,7 +247,8 @@ def _generate(ranks, *, start, references, model, traj, target_cameras, camera, 
                 f"loaded in {pipeline.load_seconds:.1f} s (+ {pipeline.import_seconds:.1f} s importing diffusers); {len(jobs)} item(s) of {n_frames} frames at {height}x{width}, "
                 f"{settings.steps} {settings.sampler} steps{spread}"
             )
-        outcomes = _run(pipeline, [jobs[i] for i in mine], options, settings, seed, prompt, track_timestep, overwrite,
+        outcomes = _run(pipeline, [jobs[i] for i in mine], options, settings, seed, (prompt, negative_prompt),
+                        track_timestep, overwrite,
                         single=len(jobs) == 1) if mine else []  # fmt: skip
         # Every rank's items, in the jobs' order; the folders stay locked until all ranks are done.
         records = gather_records([ItemRecord.of(i, o) for i, o in zip(mine, outcomes, strict=True)], ranks)
@@ -266,8 +277,8 @@ def _generate(ranks, *, start, references, model, traj, target_cameras, camera, 
     common.info(f"{len(records)} item(s) in {time.perf_counter() - start:.1f} s")
 
 
-def _plan(*, references, model, traj, target_cameras, camera, out, out_dir, prompt, steps, guidance, shift, sampler,
-          seed, frames, height_width, frame_policy, fov, focal, ref_cameras, device, dtype, offload, query_points,
+def _plan(*, references, model, traj, target_cameras, camera, out, out_dir, prompt, negative_prompt, steps, guidance,
+          shift, sampler, seed, frames, height_width, frame_policy, fov, focal, ref_cameras, device, dtype, offload, query_points,
           track_timestep, side_by_side, skip_existing, overwrite):  # fmt: skip
     """Every check before any work, and the jobs (see mvt4g.sample.batch.plan_jobs)."""
     from mvt4g.errors import InputError
@@ -308,7 +319,7 @@ def _plan(*, references, model, traj, target_cameras, camera, out, out_dir, prom
     request = {"model": str(model_dir.resolve()), "weights": _stamp(model_dir / "model.safetensors"),
                "settings": settings.to_dict(), "seed": seed, "frames": n_frames, "size": [height, width],
                "frame_policy": frame_policy, "fov": fov, "focal": focal, "ref_cameras": ref_cameras,
-               "prompt": prompt, "dtype": dtype, "query_points": query_points, "track_timestep": track_timestep,
+               "prompt": prompt, "negative_prompt": negative_prompt, "dtype": dtype, "query_points": query_points, "track_timestep": track_timestep,
                "side_by_side": side_by_side}  # fmt: skip
     jobs = plan_jobs(plans, targets, out=out, out_dir=out_dir, side_by_side=side_by_side,
                      query_spec=query_points, size=(height, width), token_stride=config.token_stride,
@@ -335,9 +346,11 @@ def _read_prompt(path: Path) -> str:
         raise InputError(f"unreadable prompt file ({exc})", path=path) from None
 
 
-def _run(pipeline, jobs, options, settings, seed, prompt, track_timestep, overwrite, *, single: bool):
+def _run(pipeline, jobs, options, settings, seed, prompts, track_timestep, overwrite, *, single: bool):
+    from mvt4g.io.captions import WAN_NEGATIVE_PROMPT
     from mvt4g.sample.batch import run_jobs
 
+    prompt, negative_prompt = prompts
     seen_refs: set[str] = set()
     with common.progress() as bar:
         items_task = bar.add_task("items", total=len(jobs))
@@ -369,6 +382,7 @@ def _run(pipeline, jobs, options, settings, seed, prompt, track_timestep, overwr
                 common.console().print(outcome.traceback)
 
         return run_jobs(pipeline, jobs, options, settings=settings, seed=seed, prompt=prompt,
+                        negative_prompt=WAN_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt,
                         track_timestep=track_timestep, overwrite=overwrite,
                         extra_metadata={"generated_by": "mvt4g generate"},
                         on_start=on_start, on_step=on_step, on_done=on_done)  # fmt: skip

@@ -57,6 +57,7 @@ from mvt4g.errors import InputError, MVT4GError, WorkFailed
 from mvt4g.eval import camera_metrics, epipolar, image_metrics, learned, pose_estimation, track_consistency
 from mvt4g.eval import pose_estimators
 from mvt4g.eval.bench import BenchItem, Benchmark
+from mvt4g.io.captions import WAN_NEGATIVE_PROMPT
 from mvt4g.eval.inputs import MetricUnavailable
 from mvt4g.eval.report import CAMERA_METRICS, SkippedVideo, VideoResult, metric_descriptions
 
@@ -257,8 +258,12 @@ class ModelSource:
         ref = PreparedReference(path=Path(item.sequence), frames=np.ascontiguousarray(item.reference), fps=item.fps,
                                 cameras=cams, report={})  # fmt: skip
         start = time.perf_counter()
-        result = self.pipeline.generate(ref, item.target_cameras, settings=self.settings, seed=self.seed)
+        result = self.pipeline.generate(ref, item.target_cameras, settings=self.settings, seed=self.seed,
+                                        prompt=item.caption or None, negative_prompt=WAN_NEGATIVE_PROMPT)  # fmt: skip
         notes = [f"generated in {time.perf_counter() - start:.1f} s ({self.settings.steps} steps, seed {self.seed})"]
+        guidance = result.info.get("guidance") or {}
+        if guidance.get("applied"):
+            notes.append(f"prompted with its caption, guidance {guidance['scale']:g} against Wan's negative prompt")
         self._check_repeat(item, result.frames)
         if self.save_dir is None:
             return result.frames, None, notes

@@ -45,6 +45,7 @@ import numpy as np
 from mvt4g.errors import InputError, MVT4GError, OutputExistsError
 from mvt4g.fs.atomic import check_output_location, check_output_path, write_json_atomic
 from mvt4g.fs.lock import lock_folders
+from mvt4g.io.captions import WAN_NEGATIVE_PROMPT
 from mvt4g.sample.queries import load_query_points
 from mvt4g.sample.reference import ReferenceOptions, ReferencePlan, read_reference
 from mvt4g.sample.targets import Target
@@ -123,6 +124,7 @@ class JobOutcome:
             out["outputs"] = self.job.paths.to_dict()
             out["frames"] = self.info.get("frames")
             out["timings"] = self.info.get("timings")
+            out["guidance"] = self.info.get("guidance")  # the prompt used, where it came from, applied or why not
         else:
             out["error"] = self.error
         return out
@@ -350,6 +352,17 @@ def write_item(job: GenerateJob, reference, result, trajectory_c2w: np.ndarray, 
         raise
 
 
+def job_prompt(job: GenerateJob, prompt: str | None) -> tuple[str | None, str | None]:
+    """``(prompt, where it came from)``: the given one (``"--prompt"``), else the reference's
+    caption (its ``meta.json`` or ``metadata.csv``), else none."""
+    if prompt is not None:
+        return prompt, "--prompt"
+    caption = job.reference.caption
+    if caption.text:
+        return caption.text, str(caption.source)
+    return None, None
+
+
 def run_jobs(
     pipeline,
     jobs: list[GenerateJob],
@@ -358,7 +371,7 @@ def run_jobs(
     settings,
     seed: int = 0,
     prompt: str | None = None,
-    negative_prompt: str = "",
+    negative_prompt: str = WAN_NEGATIVE_PROMPT,
     track_timestep: float | None = None,
     overwrite: bool = False,
     extra_metadata: dict | None = None,
@@ -366,7 +379,11 @@ def run_jobs(
     on_step: Callable[[int, int], None] | None = None,
     on_done: Callable[[JobOutcome], None] | None = None,
 ) -> list[JobOutcome]:
-    """Run every job; a failing job is recorded and the rest still run. Returns one outcome per job."""
+    """Run every job; a failing job is recorded and the rest still run. Returns one outcome per job.
+
+    ``prompt`` None: each reference's own caption (:func:`job_prompt`), as ReCamMaster prompts
+    with its test videos' captions; ``negative_prompt``: guidance's unconditional text (Wan's).
+    """
     outcomes = []
     cache: dict[Path, object] = {}
     for number, job in enumerate(jobs):
@@ -385,10 +402,13 @@ def run_jobs(
                 cache = {ref_path: read_reference(job.reference, options)}
             reference = cache[ref_path]
             target, c2w, note = job.target.cameras_for(reference)
+            text, text_source = job_prompt(job, prompt)
             result = pipeline.generate(
-                reference, target, settings=settings, seed=seed, prompt=prompt, negative_prompt=negative_prompt,
+                reference, target, settings=settings, seed=seed, prompt=text, negative_prompt=negative_prompt,
                 queries=job.queries, track_timestep=track_timestep, callback=on_step,
             )  # fmt: skip
+            if isinstance(result.info.get("guidance"), dict):
+                result.info["guidance"]["prompt_source"] = text_source
             meta = _metadata(pipeline, job, reference, result, note, extra_metadata or {})
             write_item(job, reference, result, c2w, meta, overwrite=overwrite)
             info = {"frames": int(result.frames.shape[0]), "timings": result.info.get("timings"),

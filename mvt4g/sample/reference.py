@@ -47,6 +47,7 @@ from mvt4g.camera.pose import relative_to
 from mvt4g.camera.rig import ViewCameras
 from mvt4g.camera.trajectory_files import read_camera_file, resample_trajectory
 from mvt4g.errors import CameraError, InputError
+from mvt4g.io.captions import Caption, reference_caption
 from mvt4g.io.frames import FRAME_POLICIES, fit_frame_count, resize_cover
 from mvt4g.io.video import VideoInfo, probe_video, read_video
 
@@ -88,6 +89,7 @@ class ReferencePlan:
     info: VideoInfo
     frames: int
     frame_message: str
+    caption: Caption = Caption("", None)  # its clip's or metadata.csv's: the prompt when none is given
 
     @property
     def stem(self) -> str:
@@ -168,7 +170,7 @@ def plan_reference(path: str | Path, options: ReferenceOptions) -> ReferencePlan
         raise InputError(f"reference too short: {exc}", path=path) from None
     if options.camera_file is not None:
         read_camera_file(options.camera_file)  # fail before any work
-    return ReferencePlan(path, info, report.output_frames, report.message)
+    return ReferencePlan(path, info, report.output_frames, report.message, reference_caption(path))
 
 
 def source_intrinsics(width: int, height: int, options: ReferenceOptions) -> tuple[Intrinsics, str]:

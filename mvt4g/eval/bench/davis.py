@@ -31,6 +31,7 @@ from mvt4g.camera.rig import ViewCameras
 from mvt4g.camera.trajectories import RECAMMASTER_CAMERAS
 from mvt4g.errors import InputError
 from mvt4g.eval.bench.items import BenchItem, Benchmark, select
+from mvt4g.io.captions import reference_caption
 from mvt4g.io.datasets import DavisDataset
 
 DEFAULT_SPLIT = "val"
@@ -112,6 +113,7 @@ class DavisBench(Benchmark):
                 static = masks == 0
         intr, _ = source_intrinsics(W, H, self.options)
         static_cams = ViewCameras(W, H, intr.K, np.tile(np.eye(4), (T, 1, 1)))
+        caption = reference_caption(seq.frames_dir).text  # a metadata.csv row naming the frame folder, if any
         items = []
         for traj in self.trajectories:
 
@@ -126,6 +128,6 @@ class DavisBench(Benchmark):
             items.append(BenchItem(
                 sequence=sequence, trajectory=traj.name, reference=frames, reference_cameras=None,
                 target_cameras=retarget(T), static_mask=static, fps=video.fps,
-                target_source=traj.source, notes=item_notes, retarget=retarget,
+                target_source=traj.source, notes=item_notes, retarget=retarget, caption=caption,
             ))  # fmt: skip
         return items

@@ -43,6 +43,8 @@ class BenchItem:
         fps: frame rate of the reference.
         target_source: where the target cameras come from, in words.
         notes: what the benchmark assumed or dropped for this item.
+        caption: the reference's caption (its clip's or a ``metadata.csv``'s): the prompt a model
+            with a text encoder is given, as ReCamMaster prompts with its test videos' captions.
         retarget: for trajectories defined by their length (presets), a function giving the
             target cameras for ``n`` frames; :meth:`fit` calls it instead of cutting
             ``target_cameras`` (a preset over 81 frames is not the first 81 poses of a longer one).
@@ -61,6 +63,7 @@ class BenchItem:
     fps: float = 30.0
     target_source: str = ""
     notes: list[str] = field(default_factory=list)
+    caption: str = ""
     retarget: Callable[[int], ViewCameras] | None = field(default=None, repr=False)
 
     @property

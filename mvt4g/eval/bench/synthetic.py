@@ -102,7 +102,7 @@ class SyntheticBench(Benchmark):
                 sequence=sequence, trajectory=view, reference=reference, reference_cameras=ref_cams,
                 target_cameras=tgt_cams, ground_truth=clip.read_video(view)[:n], regions=regions,
                 first_scored_frame=1 if starts_at_reference else 0, fps=clip.fps,
-                target_source=f"clip view {view} (exact cameras)",
+                target_source=f"clip view {view} (exact cameras)", caption=clip.caption,
                 notes=["pixel metrics score frames 1.. (frame 0 is the reference's own first pose)"]
                 if starts_at_reference else [],
             ))  # fmt: skip
