@@ -11,8 +11,12 @@ fine-tuning scope: self-attention, camera modules, tracking head), one sample pe
                step time / the GPU's dense bf16 peak
 
 Generation at 81x480x832: seconds per sampling step (two DiT forwards: guidance on the text,
-as ReCamMaster samples), its peak memory, and one VAE decode of the 81-frame video (a random
-full-size Wan VAE; a single call without warmup, so cuDNN's first-call setup is included).
+as ReCamMaster samples) and its peak memory, with the DiT resident (``--offload none``), staged
+(``--offload model``: the step runs with the DiT copied in; the copy itself, once per video, is
+``offload_model_copy_in_s``) and streamed block by block (``--offload sequential``: every
+forward copies every block in; one timed step after one warmup step, to keep the script short);
+and one VAE decode of the 81-frame video (a random full-size Wan VAE; a single call without
+warmup, so cuDNN's first-call setup is included).
 
 Where CUDA is absent it prints one line and exits 0. ``--smoke`` runs the same code on the
 tiny preset at tiny shapes on the CPU in a few seconds (a test runs it so the script cannot rot).
@@ -112,8 +116,14 @@ def train_case(bench: Bench, config, shape: plan.PlanShape, variant: str, args) 
             "TFLOP/s": flops / seconds / 1e12}  # fmt: skip
 
 
-def generate_case(bench: Bench, config, shape: plan.PlanShape, args) -> dict:
+def generate_case(bench: Bench, config, shape: plan.PlanShape, args, offload: str = "none", extra: dict | None = None) -> dict:
+    from mvt4g.sample.offload import Offloader
+
+    # Built on the device (random init of 1.4B parameters on a CPU takes long), then placed: on
+    # the CPU for model and sequential, as GeneratePipeline(offload=...) keeps it.
     model = plan.build_model(config, device=bench.device, dtype=bench.dtype, checkpointing=False).eval()
+    offloader = Offloader(offload, bench.device)
+    offloader.add("dit", model, blocks=model.transformer.blocks)
     data = plan.random_batch(config, shape, device=bench.device, dtype=bench.dtype)
     timestep = torch.full((shape.batch,), 500.0, device=bench.device, dtype=bench.dtype)
 
@@ -123,10 +133,21 @@ def generate_case(bench: Bench, config, shape: plan.PlanShape, args) -> dict:
                 model(data["reference"], data["x0"], timestep, plucker=data["plucker"],
                       camera_pose=data.get("camera_pose"), tap=False)  # fmt: skip
 
-    seconds, peak = bench.timed(sampling_step, repeats=args.repeats, warmup=args.warmup)
+    if offload == "model" and extra is not None:  # the per-video cost: the DiT copied in, then dropped
+
+        def copy_in():
+            with offloader.stage("dit"):
+                bench.sync()
+
+        extra["offload_model_copy_in_s"] = bench.timed(copy_in, repeats=1, warmup=1)[0]
+    repeats, warmup = (args.repeats, args.warmup) if offload != "sequential" else (1, min(args.warmup, 1))
+    with offloader.stage("dit"):  # the peak counts the staged DiT: it is allocated throughout sampling
+        seconds, peak = bench.timed(sampling_step, repeats=repeats, warmup=warmup)
+    offloader.remove()
     flops = 2 * plan.generate_dit_stage(config, shape, steps=1, guidance=False, memory=False).flops
     del model, data
-    return {"case": "generate step", "size": _size(shape), "tokens": plan.tokens(config, shape),
+    case = "generate step" if offload == "none" else f"generate step (offload {offload})"
+    return {"case": case, "size": _size(shape), "tokens": plan.tokens(config, shape),
             "seconds": seconds, "peak_GiB": peak / plan.GIB, "TFLOP": flops / 1e12,
             "TFLOP/s": flops / seconds / 1e12}  # fmt: skip
 
@@ -177,7 +198,10 @@ def run(args) -> tuple[list[dict], dict]:
         for variant in ("diffusion", "full"):
             rows.append(_guard(lambda: train_case(bench, config, shape, variant, args), f"train {variant}", _size(shape)))
     shape = plan.PlanShape(*sizes["generate"])
-    rows.append(_guard(lambda: generate_case(bench, config, shape, args), "generate step", _size(shape)))
+    offload_extra: dict = {}
+    for mode in ("none", "model", "sequential"):
+        case = "generate step" if mode == "none" else f"generate step (offload {mode})"
+        rows.append(_guard(lambda: generate_case(bench, config, shape, args, mode, offload_extra), case, _size(shape)))
     decoded = _guard(lambda: decode_case(bench, config, shape), "VAE decode", _size(shape))
     if decoded:
         rows.append(decoded)
@@ -186,7 +210,7 @@ def run(args) -> tuple[list[dict], dict]:
     for row in rows:
         row["MFU"] = row["TFLOP/s"] / peak if peak and "TFLOP/s" in row else None
     extra = {"device": name, "preset": config.name, "dtype": str(bench.dtype).replace("torch.", ""),
-             "peak_TFLOPs": peak, "gradient_checkpointing": True, "queries": args.queries}  # fmt: skip
+             "peak_TFLOPs": peak, "gradient_checkpointing": True, "queries": args.queries, **offload_extra}  # fmt: skip
     return rows, extra
 
 

@@ -242,7 +242,9 @@ def test_gpu_benchmark_smoke_runs_on_cpu(one_thread):
         assert _gpu_benchmark().main(["--smoke", "--json"]) == 0
     result = json.loads(out.getvalue())
     cases = [r["case"] for r in result["rows"]]
-    assert cases == ["train diffusion", "train full", "generate step"]
+    assert cases == ["train diffusion", "train full", "generate step", "generate step (offload model)",
+                     "generate step (offload sequential)"]  # fmt: skip
+    assert result["offload_model_copy_in_s"] >= 0
     assert all(r["seconds"] > 0 and r["peak_GiB"] > 0 and r["TFLOP"] > 0 for r in result["rows"])
 
 
