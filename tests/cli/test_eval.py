@@ -329,6 +329,8 @@ def test_bad_inputs_one_line_exit_2(cli, synth, tmp_path):
     assert_one_line_error(cli(*base, "--videos", root / "vids", "--report", tmp_path / "r.md"), "r.md")
     assert (tmp_path / "r.md").read_text() == "old"
     assert_one_line_error(cli(*base, "--videos", root / "vids", "--save-videos", tmp_path), "--save-videos needs --model")
+    assert_one_line_error(cli(*base, "--videos", root / "vids", "--offload", "model"), "--offload", "needs --model")
+    assert_one_line_error(cli(*base, "--videos", root / "vids", "--offload", "disk"), "--offload", "'disk'")
     (tmp_path / "empty").mkdir()
     r = cli("-q", *base, "--videos", tmp_path / "empty")
     assert_one_line_error(r, "nothing could be scored: 2 item(s) skipped", f"{clip.name}/cam02: no video")
