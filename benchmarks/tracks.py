@@ -11,6 +11,14 @@ Accuracy (TAP-Vid metrics per pair type, mvt4g.tracks.metrics, mean over scenes)
   (mvt4g.tracks.planar: known homographies, exact tracks), 21 frames at 96x160, 30x52 grid
   in every view at frame 0.
 
+Per query type (``--seeds``, default 1234 4242 9001, one run): the flow method on each seed's
+synth scenes with the clip's own random queries, scored separately on queries on moving objects
+("moving": the query pixel's object id in masks/ names an object whose motion in meta.json is not
+still), on the others ("static") and on all, for temporal and cross-view pairs (delta_avg, AJ,
+OA): each seed's mean over its scenes, then the mean and spread (population standard deviation)
+over seeds. Seeds 11, 12 and 13 were used while developing the moving-object steps; the default
+seeds were not.
+
 Speed: frames per second (views x frames / wall seconds) of each stage of the flow method
 (mvt4g.tracks.flow.pipeline.STEPS: dense flow, chaining, association (plane sweeps), static fits,
 fills, ...) and of the whole call, on a bear planar scene of 4 views x 21 frames with the 30x52
@@ -20,7 +28,8 @@ and backward between consecutive frames, one instance per view), so ratios compa
 machines and loads ("vs_reference": a stage's frames/s over the reference's). The whole call's
 accuracy on that scene (exact tracks) is printed with it, and the geometry method's speed.
 
-    python benchmarks/tracks.py [--json] [--scenes 3] [--seed 1234] [--skip-speed | --speed-only]
+    python benchmarks/tracks.py [--json] [--scenes 3] [--seed 1234] [--seeds 1234 4242 9001]
+        [--skip-speed | --speed-only | --query-types-only] [--synth-dir DIR]
 """
 
 from __future__ import annotations
@@ -101,6 +110,77 @@ def synth_accuracy(scenes: int, seed: int, workdir: Path) -> list[dict]:
     return rows
 
 
+MOTION_FIELDS = ("velocity", "accel", "wobble", "hop", "spin")
+
+
+def moving_ids(meta: dict) -> set[int]:
+    """Mask ids (object k is k + 1) of the objects that move in a synth clip's ``meta.json``."""
+    ids = set()
+    for k, obj in enumerate(meta.get("scene", {}).get("objects", [])):
+        motion = obj.get("motion", {})
+        if any(np.any(np.asarray(motion.get(name, 0.0), float) != 0) for name in MOTION_FIELDS):
+            ids.add(k + 1)
+    return ids
+
+
+def moving_queries(queries: np.ndarray, masks: list[np.ndarray], ids: set[int]) -> np.ndarray:
+    """bool ``[N]``: the query (view, frame, x, y) sits on a pixel of a moving object (pixel centres at +0.5)."""
+    q = np.asarray(queries, np.float64)
+    v, t = q[:, 0].astype(np.int64), q[:, 1].astype(np.int64)
+    h, w = masks[0].shape[1:]
+    col = np.clip(np.floor(q[:, 2]).astype(np.int64), 0, w - 1)
+    row = np.clip(np.floor(q[:, 3]).astype(np.int64), 0, h - 1)
+    obj = np.array([masks[vi][ti, r, c] for vi, ti, r, c in zip(v, t, row, col)], np.int64)
+    return np.isin(obj, sorted(ids))
+
+
+QUERY_TYPES = ("all", "static", "moving")
+
+
+def seed_query_types(seed: int, scenes: int, workdir: Path) -> tuple[dict, float]:
+    """Flow scores per query type (mean over the seed's scenes) ``{type: {pair: scores}}`` and flow seconds per scene."""
+    from mvt4g.synth.pipeline import SynthSettings, scene_name, synthesize_one
+
+    settings = SynthSettings(seed=seed)
+    per: dict[str, list] = {name: [] for name in QUERY_TYPES}
+    seconds = 0.0
+    for index in range(scenes):
+        path = workdir / f"seed_{seed}" / scene_name(index)
+        if not (path / "meta.json").is_file():
+            synthesize_one(settings, index, workdir / f"seed_{seed}")
+        clip = read_clip(path)
+        videos = [clip.read_video(v) for v in clip.views]
+        cameras = [clip.cameras[v] for v in clip.views]
+        gt = read_tracks(clip.tracks_path)
+        moving = moving_queries(gt.queries, [clip.read_masks(v) for v in clip.views], moving_ids(clip.meta))
+        tracks, visible, sec = _run("flow", videos, cameras, gt.queries)
+        seconds += sec
+        pred = TrackSet(tracks, visible, gt.queries, gt.image_size, "flow")
+        for name, subset in zip(QUERY_TYPES, (None, ~moving, moving)):
+            per[name].append(score_tracks(pred, gt, "first", subset=subset))
+    return {name: mean_scores(scores) for name, scores in per.items()}, seconds / scenes
+
+
+def query_type_accuracy(seeds: list[int], scenes: int, workdir: Path) -> list[dict]:
+    """Rows per query type and pair type: the mean and spread over seeds of each seed's mean over its scenes."""
+    by_seed = [seed_query_types(seed, scenes, workdir) for seed in seeds]
+    rows = []
+    for name in QUERY_TYPES:
+        for pair in ("temporal", "cross_view"):
+            row = {"case": f"synth-q x{len(seeds)} seeds", "queries": name, "pairs": pair}
+            for metric, key in (("delta_avg", "delta_avg"), ("AJ", "average_jaccard"), ("OA", "occlusion_accuracy")):
+                vals = np.array([scores[name][pair][key] for scores, _ in by_seed], float)
+                row[metric] = round(float(np.mean(vals)), 4)
+                row[f"{metric}_sd"] = round(float(np.std(vals)), 4)
+            row["per_seed_delta_avg"] = " ".join(f"{scores[name][pair]['delta_avg']:.3f}" for scores, _ in by_seed)
+            row["points"] = sum(scores[name][pair]["points"] for scores, _ in by_seed)
+            rows.append(row)
+    mean_sec = float(np.mean([sec for _, sec in by_seed]))
+    for row in rows:
+        row["flow_s_per_scene"] = round(mean_sec, 1)
+    return rows
+
+
 def bear_accuracy(texture: np.ndarray, seeds: list[int]) -> list[dict]:
     per: dict[str, list] = {}
     seconds: dict[str, float] = {}
@@ -175,25 +255,36 @@ def speed(texture: np.ndarray) -> list[dict]:
 
 def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
-    p.add_argument("--scenes", type=int, default=3, help="synth scenes (rendered here)")
-    p.add_argument("--seed", type=int, default=1234, help="synth run seed (not one used while developing)")
+    p.add_argument("--scenes", type=int, default=3, help="synth scenes per seed (rendered here)")
+    p.add_argument("--seed", type=int, default=1234, help="synth run seed of the method comparison (not one used while developing)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1234, 4242, 9001],
+                   help="synth run seeds of the per-query-type table (at least three; not ones used while developing)")
+    p.add_argument("--synth-dir", type=Path, default=None, help="keep (and reuse) the per-query-type scenes here")
     p.add_argument("--skip-speed", action="store_true", help="accuracy only")
     p.add_argument("--speed-only", action="store_true", help="speed only (no accuracy cases)")
+    p.add_argument("--query-types-only", action="store_true", help="only the per-query-type table (no other case)")
     args = p.parse_args()
     if not BEAR.is_file():
         sys.exit(f"benchmarks/tracks.py needs {BEAR}")
     from mvt4g.io.video import read_video
 
     texture = read_video(BEAR, max_frames=1).frames[0]
-    rows = []
+    rows, type_rows = [], []
     if not args.speed_only:
         with tempfile.TemporaryDirectory() as tmp:
-            rows += synth_accuracy(args.scenes, args.seed, Path(tmp))
-        rows += bear_accuracy(texture, [11, 12, 13])
-    speed_rows = [] if args.skip_speed else speed(texture)
+            type_rows = query_type_accuracy(args.seeds, args.scenes, args.synth_dir or Path(tmp))
+            if not args.query_types_only:
+                rows += synth_accuracy(args.scenes, args.seed, Path(tmp))
+        if not args.query_types_only:
+            rows += bear_accuracy(texture, [11, 12, 13])
+    speed_rows = [] if (args.skip_speed or args.query_types_only) else speed(texture)
     if args.json:
-        report("tracks", rows + speed_rows, as_json=True)
+        report("tracks", rows + type_rows + speed_rows, as_json=True)
         return
+    if type_rows:
+        report("tracks: flow accuracy per query type (TAP-Vid 'first'; mean and sd over seeds of each seed's scene mean)",
+               type_rows, as_json=False)
+        print()
     if rows:
         report("tracks: accuracy (TAP-Vid, 'first' query mode, mean over scenes)", rows, as_json=False)
         print()

@@ -134,13 +134,20 @@ def check_comparable(pred: TrackSet, gt: TrackSet, *, atol: float = 1e-3) -> Non
         )
 
 
-def score_tracks(pred: TrackSet, gt: TrackSet, mode: str = "first") -> dict[str, dict]:
+def score_tracks(pred: TrackSet, gt: TrackSet, mode: str = "first", subset: np.ndarray | None = None) -> dict[str, dict]:
     """TAP-Vid metrics of ``pred`` against ``gt`` for each pair type (``temporal``, ``cross_view``, ``all``).
 
-    Both must hold the same queries (checked). Returns ``{pair_type: tapvid_scores(...)}``.
+    Both must hold the same queries (checked). ``subset``: bool ``[N]``, score only these tracks
+    (e.g. the queries on moving objects; the sums run over them alone, as if the others were
+    not there). Returns ``{pair_type: tapvid_scores(...)}``.
     """
     check_comparable(pred, gt)
     masks = evaluation_masks(gt.queries, gt.num_views, gt.num_frames, mode)
+    if subset is not None:
+        keep = np.asarray(subset, bool)
+        if keep.shape != (gt.queries.shape[0],):
+            raise InputError(f"subset has shape {list(keep.shape)}, expected [{gt.queries.shape[0]}] (one per query)")
+        masks = {name: mask & keep[None, None, :] for name, mask in masks.items()}
     return {
         name: tapvid_scores(pred.tracks, pred.visible, gt.tracks, gt.visible, mask, gt.image_size)
         for name, mask in masks.items()

@@ -135,6 +135,30 @@ def test_matches_naive_loops(V, T, N, seed, mode):
                 assert got[pair][key] == pytest.approx(value, abs=1e-12), (pair, key)
 
 
+@settings(max_examples=20, deadline=None)
+@given(V=st.integers(1, 3), T=st.integers(1, 5), N=st.integers(1, 8), seed=st.integers(0, 10_000),
+       mode=st.sampled_from(["first", "strided"]))
+def test_subset_scores_like_the_tracks_cut_out(V, T, N, seed, mode):
+    """subset=...: the same numbers as the naive loops over a TrackSet holding only those tracks."""
+    rng = np.random.default_rng(seed)
+    q = np.stack([rng.integers(0, V, N), rng.integers(0, T, N), rng.uniform(0, W, N), rng.uniform(0, H, N)], 1)
+    gt = TrackSet(rng.uniform(0, 100, (V, T, N, 2)), rng.random((V, T, N)) < 0.7, q, (H, W), "gt")
+    pred = TrackSet(gt.tracks + rng.normal(0, 4.0, (V, T, N, 2)), rng.random((V, T, N)) < 0.7, q, (H, W), "pred")
+    keep = rng.random(N) < 0.5
+    cut = [TrackSet(ts.tracks[:, :, keep], ts.visible[:, :, keep], q[keep], (H, W), ts.method) for ts in (pred, gt)]
+    got = score_tracks(pred, gt, mode, subset=keep)
+    want = _naive(*cut, mode)
+    for pair in ("temporal", "cross_view"):
+        for key, value in want[pair].items():
+            assert got[pair][key] == (None if value is None else pytest.approx(value, abs=1e-12)), (pair, key)
+
+
+def test_subset_of_the_wrong_length_is_refused():
+    pred, gt = _hand_case()
+    with pytest.raises(InputError, match="one per query"):
+        score_tracks(pred, gt, subset=np.ones(3, bool))
+
+
 def test_perfect_prediction_scores_one():
     _, gt = _hand_case()
     s = score_tracks(gt, gt, "strided")
