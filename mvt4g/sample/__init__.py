@@ -17,7 +17,8 @@ Modules: ``sampler`` (Euler / UniPC on the shifted sigma grid, guidance), ``pipe
 (model + autoencoder + text, one generation), ``reference`` (frame/size policy, reference
 cameras), ``targets`` (``--traj`` trajectories and ``--target-cameras`` as targets, target
 cameras; the ``--traj`` values themselves are resolved by :mod:`mvt4g.camera.trajectory_source`), ``queries`` (tracking-head
-queries and output), ``batch`` (many items, output names and files). ``--model``
+queries and output), ``batch`` (many items, output names and files), ``offload`` (``--offload``:
+the models waiting on the CPU, moved to the device per stage or per block). ``--model``
 resolution lives with the model: :func:`mvt4g.model.lookup.resolve_model`.
 """
 
@@ -27,6 +28,7 @@ _EXPORTS = {
     "SamplingSettings": "sampler", "EulerFlowSampler": "sampler", "UniPCFlowSampler": "sampler",
     "make_sampler": "sampler", "sample_flow": "sampler", "guided_velocity": "sampler", "SAMPLERS": "sampler",
     "GeneratePipeline": "pipeline", "GenerationResult": "pipeline",
+    "Offloader": "offload", "OFFLOAD_MODES": "offload",
     "ReferenceOptions": "reference", "PreparedReference": "reference", "plan_reference": "reference",
     "read_reference": "reference", "DEFAULT_FOCAL_MM": "reference", "read_camera_file": "reference",
     "Target": "targets", "trajectory_targets": "targets", "camera_targets": "targets", "target_cameras": "targets",
