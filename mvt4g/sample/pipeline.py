@@ -145,7 +145,8 @@ class GeneratePipeline:
         random weights in a benchmark); dtype is the model's, which is put in eval mode without
         gradients. ``device``: where generation runs (default: the model's); with ``offload``
         the modules are moved to their storage (the CPU) or the device as the mode places them.
-        ``model_dir`` only resolves a relative text encoder path and is recorded in the metadata."""
+        ``text_encoder``: a path, or ``(tokenizer, encoder)`` in memory. ``model_dir`` only
+        resolves a relative text encoder path and is recorded in the metadata."""
         check_offload(offload)
         self = cls.__new__(cls)
         device = next(model.parameters()).device if device is None else resolve_device(device)
@@ -177,6 +178,8 @@ class GeneratePipeline:
     def _load_text_encoder(self, choice):
         if choice is None:
             return None, "text encoder disabled: the model's learned null text embedding is used"
+        if isinstance(choice, tuple):  # (tokenizer, encoder) already in memory (from_modules)
+            return self._use_text_encoder(*choice, None), "text encoder in memory"
         path = self.config.text.encoder_path if choice == "config" else str(choice)
         if not path:
             return None, "the model has no text encoder: its learned null text embedding is used"
@@ -190,14 +193,17 @@ class GeneratePipeline:
             tokenizer, encoder = load_text_encoder(path, device=STORAGE, dtype=self.dtype)
         except InputError as exc:
             return None, f"text encoder unavailable ({exc}); the learned null text embedding is used"
+        return self._use_text_encoder(tokenizer, encoder, path), f"text encoder {path}"
+
+    def _use_text_encoder(self, tokenizer, encoder, where) -> tuple:
         if encoder.config.d_model != self.config.backbone.text_dim:
             raise ConfigError(
                 f"text encoder width {encoder.config.d_model} differs from the model's text_dim {self.config.backbone.text_dim}",
-                path=path,
+                path=where,
             )
         layers = getattr(getattr(encoder, "encoder", None), "block", ())  # umT5's transformer layers
-        self.offloader.add("text_encoder", encoder.requires_grad_(False), blocks=layers)
-        return (tokenizer, encoder), f"text encoder {path}"
+        self.offloader.add("text_encoder", encoder.eval().requires_grad_(False), blocks=layers)
+        return tokenizer, encoder
 
     @property
     def temporal_factor(self) -> int:

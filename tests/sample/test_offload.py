@@ -206,3 +206,35 @@ def test_sequential_streams_a_umt5_encoder_layer_by_layer():
         out = encoder(ids, mask).last_hidden_state
     assert ran == [True, True] and not any(_moved(encoder, stored))
     assert torch.equal(out, expected)
+
+
+class _Tokenizer:
+    """Stands in for umT5's tokenizer (a real one needs its files): a code per character."""
+
+    def __call__(self, prompts, *, max_length=512, **kwargs):
+        ids = torch.zeros(len(prompts), max_length, dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            codes = [1 + ord(c) % 60 for c in prompt][: max_length - 1] + [1]
+            ids[i, : len(codes)] = torch.tensor(codes)
+        return type("Batch", (), {"input_ids": ids, "attention_mask": (ids > 0).long()})
+
+
+def test_every_offload_mode_guides_on_the_same_prompt_embeddings():
+    """With a (tiny, random) umT5: prompt encoding, guidance and sampling give the same video
+    whether the text encoder is staged (none, model) or streamed layer by layer (sequential)."""
+    transformers = pytest.importorskip("transformers")
+    ref = _reference()
+    tgt = target_cameras(ref.cameras, preset_trajectory("pan-right", FRAMES))
+    videos = {}
+    for mode in OFFLOAD_MODES:
+        torch.manual_seed(0)
+        text_dim = preset("tiny").backbone.text_dim
+        encoder = transformers.UMT5EncoderModel(transformers.UMT5Config(
+            vocab_size=64, d_model=text_dim, d_kv=8, d_ff=64, num_layers=2, num_heads=4))  # fmt: skip
+        pipe = GeneratePipeline.from_modules(_tiny(), build_autoencoder(preset("tiny").autoencoder),
+                                             text_encoder=(_Tokenizer(), encoder), offload=mode)  # fmt: skip
+        assert pipe.offloader.placement["text_encoder"] == PLACEMENT[mode]["text_encoder"]
+        result = pipe.generate(ref, tgt, settings=SamplingSettings(steps=2, guidance=3.0), seed=1, prompt="a red ball")
+        assert result.info["guidance"]["applied"] is True
+        videos[mode] = result.frames
+    assert np.array_equal(videos["none"], videos["model"]) and np.array_equal(videos["none"], videos["sequential"])
