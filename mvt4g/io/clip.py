@@ -30,6 +30,7 @@ import numpy as np
 from mvt4g.camera.intrinsics import Intrinsics
 from mvt4g.camera.rig import ViewCameras, read_cameras_json
 from mvt4g.errors import InputError
+from mvt4g.fs.atomic import is_temp_name
 from mvt4g.fs.jsonio import read_json
 from mvt4g.io.captions import caption_of
 
@@ -169,6 +170,53 @@ def list_videos(root: Path) -> dict[str, Path]:
     if not videos:
         raise InputError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in videos/", path=root)
     return videos
+
+
+def is_clip_dir(path: Path) -> bool:
+    """A clip folder: a folder with ``videos/``."""
+    return (path / "videos").is_dir()
+
+
+def find_clips(root: str | Path) -> list[Path]:
+    """Clip folders at or below ``root``, in sorted path order: a dataset folder may nest them
+    (MultiCamVideo: ``train/f24_aperture5/scene1``); a clip folder is not searched further, and
+    hidden names (``.NAME``, a killed writer's temporaries) are skipped.
+
+    Raises :class:`InputError` when ``root`` is not a folder or holds no clip.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise InputError("no such clip or dataset folder", path=root)
+    if not root.is_dir():
+        raise InputError("not a folder (expected a clip or a dataset folder)", path=root)
+    if is_clip_dir(root):
+        return [root]
+    found: list[Path] = []
+    seen: set[Path] = set()
+
+    def walk(folder: Path) -> None:
+        real = folder.resolve()
+        if real in seen:  # a symlink loop
+            return
+        seen.add(real)
+        try:
+            children = sorted(p for p in folder.iterdir() if not _hidden(p.name) and p.is_dir())
+        except OSError:
+            return
+        for child in children:
+            if is_clip_dir(child):
+                found.append(child)
+            else:
+                walk(child)
+
+    walk(root)
+    if not found:
+        raise InputError("no clip folders (folders with videos/) here or below", path=root)
+    return found
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or is_temp_name(name)
 
 
 def read_clip(path: str | Path) -> Clip:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mvt4g.errors import InputError, MVT4GError, OutputExistsError
-from mvt4g.fs.atomic import is_temp_name
+from mvt4g.io.clip import find_clips, is_clip_dir  # noqa: F401 (is_clip_dir: part of this module's API)
 from mvt4g.workers import end_worker, install_worker_signals
 from mvt4g.tracks.compute import (
     TrackJob,
@@ -47,51 +47,6 @@ from mvt4g.tracks.compute import (
 
 #: Environment variables that size the BLAS/OpenMP thread pools of a worker process.
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-
-
-def is_clip_dir(path: Path) -> bool:
-    """A clip folder: a folder with ``videos/`` (mvt4g.io.clip)."""
-    return (path / "videos").is_dir()
-
-
-def _hidden(name: str) -> bool:
-    return name.startswith(".") or is_temp_name(name)
-
-
-def find_clips(root: str | Path) -> list[Path]:
-    """Clip folders at or below ``root``, in sorted path order (module docstring).
-
-    Raises :class:`InputError` when ``root`` is not a folder or holds no clip.
-    """
-    root = Path(root)
-    if not root.exists():
-        raise InputError("no such clip or dataset folder", path=root)
-    if not root.is_dir():
-        raise InputError("not a folder (expected a clip or a dataset folder)", path=root)
-    if is_clip_dir(root):
-        return [root]
-    found: list[Path] = []
-    seen: set[Path] = set()
-
-    def walk(folder: Path) -> None:
-        real = folder.resolve()
-        if real in seen:  # a symlink loop
-            return
-        seen.add(real)
-        try:
-            children = sorted(p for p in folder.iterdir() if not _hidden(p.name) and p.is_dir())
-        except OSError:
-            return
-        for child in children:
-            if is_clip_dir(child):
-                found.append(child)
-            else:
-                walk(child)
-
-    walk(root)
-    if not found:
-        raise InputError("no clip folders (folders with videos/) here or below", path=root)
-    return found
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from mvt4g.errors import ConfigError, InputError
-from mvt4g.io.clip import Clip, read_clip
+from mvt4g.io.clip import Clip, find_clips, read_clip
 from mvt4g.model.flow_matching import RectifiedFlow
 from mvt4g.train.cache import FeatureCache, crop_info, frame_window
 
@@ -54,7 +54,8 @@ _SCENES, _PAIR, _NOISE = 1, 2, 3
 
 
 def find_clip_dirs(paths: list[str | Path]) -> list[Path]:
-    """Clip directories named by ``paths``: each is a clip (has ``videos/``) or a folder of clips."""
+    """Clip directories named by ``paths``: each is a clip (has ``videos/``) or a dataset folder
+    with clips anywhere below it (MultiCamVideo's ``train/``: ``f24_aperture5/scene1/...``)."""
     if not paths:
         raise InputError("no training data: pass --data DIR or set data.paths in the config")
     found: list[Path] = []
@@ -62,13 +63,7 @@ def find_clip_dirs(paths: list[str | Path]) -> list[Path]:
         path = Path(raw)
         if not path.is_dir():
             raise InputError("data directory does not exist", path=path)
-        if (path / "videos").is_dir():
-            found.append(path)
-            continue
-        children = sorted(p for p in path.iterdir() if p.is_dir() and (p / "videos").is_dir())
-        if not children:
-            raise InputError("no clip directories (folders with videos/) here", path=path)
-        found.extend(children)
+        found.extend(find_clips(path))
     return found
 
 

@@ -132,10 +132,15 @@ def test_find_clip_dirs(synth, tmp_path):
     assert find_clip_dirs([synth / "scene_0001"]) == [synth / "scene_0001"]
     with pytest.raises(InputError, match="data directory does not exist"):
         find_clip_dirs([tmp_path / "nope"])
-    with pytest.raises(InputError, match="no clip directories"):
+    with pytest.raises(InputError, match="no clip folders"):
         find_clip_dirs([tmp_path])
     with pytest.raises(InputError, match="no training data"):
         find_clip_dirs([])
+    # A MultiCamVideo release nests its clips: train/f24_aperture5/scene1.
+    nested = tmp_path / "MultiCamVideo-Dataset" / "train" / "f24_aperture5"
+    nested.mkdir(parents=True)
+    (nested / "scene1").symlink_to(synth / "scene_0001")
+    assert find_clip_dirs([tmp_path / "MultiCamVideo-Dataset" / "train"]) == [nested / "scene1"]
 
 
 def test_sample_shapes_and_determinism(synth):
