@@ -231,3 +231,27 @@ def test_small_training_config_trains(cli, tmp_path, monkeypatch):
     assert summary["step"] == 2
     assert summary["final"]["track"] > 0 and summary["final"]["corr"] > 0  # the method's losses are on
     assert (tmp_path / "run" / "model" / "config.json").is_file()
+
+
+# ---- examples/tiny_wan.py -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_tiny_wan_writes_the_full_scale_inputs_in_their_formats(tmp_path):
+    from mvt4g.io.clip import find_clips, read_clip
+    from mvt4g.model.convert import read_checkpoint
+
+    out = tmp_path / "rehearsal"
+    run_example("tiny_wan.py", str(out))
+    base = out / "Wan2.1-T2V-tiny-Diffusers"
+    for folder in ("transformer", "vae", "text_encoder", "tokenizer"):
+        assert (base / folder).is_dir(), folder
+    state = read_checkpoint(out / "recammaster.ckpt")
+    assert "blocks.0.cam_encoder.weight" in state and "blocks.0.self_attn.q.weight" in state
+    clips = [read_clip(p) for p in find_clips(out / "MultiCamVideo-Dataset" / "train")]
+    assert [c.caption for c in clips] == ["a red cube and a blue ball on grass", "a green box moving in snow"]
+    assert all(c.caption_source == out / "MultiCamVideo-Dataset" / "metadata.csv" for c in clips)
+    assert all((c.root / "cameras" / "camera_extrinsics.json").is_file() and c.tracks_path.is_file() for c in clips)
+    assert str((out / "models" / "recammaster").resolve()) in (out / "finetune.toml").read_text()
+    again = subprocess.run([sys.executable, str(EXAMPLES / "tiny_wan.py"), str(out)], capture_output=True, text=True)
+    assert again.returncode != 0 and "exists" in again.stderr

@@ -8,7 +8,8 @@ that contains "(needs " is documentation of a command that needs the user's own 
 and "(run by .ci/run)" marks a command that CI runs itself after the tests (`mvt4g demo`, ten
 minutes); both are checked for their --help here. Lines that run a script of the checkout
 (``python $REPO/benchmarks/...``, ``$REPO/examples/...``) are timed runs or are run by
-tests/test_examples.py; here their paths must resolve from the scratch directory.
+tests/test_examples.py; here their paths must resolve from the scratch directory, and those
+marked "(quick)" run in order with the ``mvt4g`` lines (they write what later lines read).
 """
 
 import os
@@ -27,10 +28,12 @@ def blocks(language: str) -> list[str]:
 
 
 def mvt4g_lines() -> list[str]:
+    """The ``mvt4g`` lines, and the ``python $REPO/...`` lines marked "(quick)": scripts that
+    write, in seconds, what the next commands read (the tiny stand-ins of the full-scale path)."""
     lines = []
     for block in blocks("bash"):
         for line in block.splitlines():
-            if line.startswith("mvt4g "):
+            if line.startswith("mvt4g ") or (line.startswith("python $REPO/") and "(quick)" in line):
                 lines.append(line)
     return lines
 

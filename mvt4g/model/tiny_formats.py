@@ -47,6 +47,7 @@ def write_tiny_umt5(folder: str | Path, *, d_model: int = TINY_WAN.text_dim, see
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 
     tf = _transformers()
+    tf.utils.logging.disable_progress_bar()  # the core prints nothing (transformers draws a bar per save)
     folder = Path(folder)
     pieces = ["<pad>", "</s>", "<unk>"] + [f"\u2581{w}" for w in _WORDS] + ["\u2581", *"abcdefghijklmnopqrstuvwxyz"]
     vocab = [(piece, -float(i)) for i, piece in enumerate(pieces)]  # earlier pieces are more likely
