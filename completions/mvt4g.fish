@@ -154,6 +154,7 @@ complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l out -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l out-dir -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l prompt -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l prompt-file -r -F
+complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l negative-prompt -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l steps -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l guidance -r -F
 complete -c mvt4g -n 'test (__mvt4g_path) = "mvt4g generate"' -l shift -r -F
