@@ -104,8 +104,8 @@ def generate(
                      help="Where the models wait on the CPU, as diffusers' offloading: none (DiT and VAE stay on the "
                      "GPU: fastest, most memory), model (each model on the GPU only for its stage: the peak is the "
                      "largest stage, at the cost of copying each model in once per video), sequential (each DiT block "
-                     "and umT5 layer on the GPU only for its own forward: the least memory, but every step copies all "
-                     "the DiT's weights in: several times slower). The text encoder is on the GPU only while it "
+                     "and umT5 layer on the GPU only for its own forward: the least memory, but every forward copies "
+                     "all the DiT's weights in, ~3 GB for Wan 1.3B: the slowest, most so for short videos). The text encoder is on the GPU only while it "
                      "encodes, in every mode. `mvt4g info --plan generate --offload MODE` shows each mode's peak; the "
                      "same videos in every mode."),
     ] = "none",
