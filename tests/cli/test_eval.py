@@ -394,8 +394,8 @@ def test_model_mode_scores_the_saved_file_and_names_repeated_videos(tmp_path, ti
     class SameVideo:  # the pipeline of a model whose camera path is still zero: one video whatever the target
         device = "cpu"
 
-        def generate(self, ref, cams, settings, seed):
-            return SimpleNamespace(frames=noise.copy())
+        def generate(self, ref, cams, settings, seed, prompt=None, negative_prompt=""):
+            return SimpleNamespace(frames=noise.copy(), info={})
 
     settings = EvalSettings(groups=["psnr", "ssim", "temporal_flickering"])
     bench = open_bench("synthetic", tmp_path / "clips")
