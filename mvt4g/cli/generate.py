@@ -214,7 +214,7 @@ def _generate(ranks, *, start, references, model, traj, target_cameras, camera, 
     except MVT4GError as exc:
         error = exc
     common.agree_ranks(error, ranks)
-    model_dir, config, settings, options, jobs, torch_device, n_frames, height, width = planned
+    model_dir, config, settings, options, jobs, torch_device, n_frames, height, width, tiled_decode = planned
     if all(job.skip for job in jobs):
         common.info(f"{len(jobs)} item(s) already written from the same inputs and settings; nothing to do")
         if json_out:
@@ -233,7 +233,8 @@ def _generate(ranks, *, start, references, model, traj, target_cameras, camera, 
             # Rank 0 locks the folders for every rank; the others write only once it holds them (common.agree_ranks).
             stack.enter_context(lock_item_folders(jobs, out_dir=out_dir if out is None else None, rank=ranks.rank))
             if mine:  # a rank without items (fewer items than processes) loads nothing
-                pipeline = GeneratePipeline(model_dir, device=torch_device, dtype=dtype, offload=offload)
+                pipeline = GeneratePipeline(model_dir, device=torch_device, dtype=dtype, offload=offload,
+                                            tiled_decode=tiled_decode)  # fmt: skip
         except MVT4GError as exc:
             error = exc
         common.agree_ranks(error, ranks)
@@ -296,11 +297,17 @@ def _plan(*, references, model, traj, target_cameras, camera, out, out_dir, prom
     check_video_shape(config, n_frames, height, width)
     torch_device = resolve_device(device)
     resolve_dtype(dtype, torch_device)
+    tiled_decode = None  # the pipeline's default: whole frames (tiles only after running out of memory)
     if torch_device.type == "cuda":  # refuse what cannot fit before loading anything (the memory plan)
-        from mvt4g.model.plan import check_device_fits
+        from mvt4g.model.plan import GIB, check_device_fits
 
-        check_device_fits(config, frames=n_frames, height=height, width=width, steps=steps, guidance=guidance > 0,
-                          dtype=resolve_dtype(dtype, torch_device), device=torch_device, offload=offload)  # fmt: skip
+        fits = check_device_fits(config, frames=n_frames, height=height, width=width, steps=steps,
+                                 guidance=guidance > 0, dtype=resolve_dtype(dtype, torch_device), device=torch_device,
+                                 offload=offload)  # fmt: skip
+        if fits["tiled_decode"]:
+            tiled_decode = True
+            common.info(f"whole-frame VAE decoding would not fit: it will decode in tiles, ~{fits['peak_bytes'] / GIB:.1f} "
+                        "GiB at the peak (the memory plan)")  # fmt: skip
     if query_points is not None and not config.use_tracking_head:
         raise InputError("this model has no tracking head (use_tracking_head is off): drop --query-points", path=model_dir)
 
@@ -324,7 +331,7 @@ def _plan(*, references, model, traj, target_cameras, camera, out, out_dir, prom
     jobs = plan_jobs(plans, targets, out=out, out_dir=out_dir, side_by_side=side_by_side,
                      query_spec=query_points, size=(height, width), token_stride=config.token_stride,
                      overwrite=overwrite, request=request, skip_existing=skip_existing)  # fmt: skip
-    return model_dir, config, settings, options, jobs, torch_device, n_frames, height, width
+    return model_dir, config, settings, options, jobs, torch_device, n_frames, height, width, tiled_decode
 
 
 def _stamp(path: Path) -> list | None:

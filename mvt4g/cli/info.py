@@ -149,9 +149,14 @@ def _print_generate_plan(p: dict[str, Any]) -> None:
     from mvt4g.model.placement import OFFLOAD_COST
 
     common.info("  peak per `generate --offload` mode:")
+    tiled = p.get("tiled") or {}
+    if tiled:
+        common.info(f"  (with the VAE decoding in tiles: {_gib(tiled['stage']['peak_bytes'])} for that stage, which "
+                    "`generate` chooses by itself when whole frames would not fit)")  # fmt: skip
     for mode, peak in p["peak_bytes_by_offload"].items():
         chosen = "  <- --offload " + mode if mode == p["offload"] else ""
-        common.info(f"    {mode:<11} {_gib(peak):>11}  {OFFLOAD_COST[mode]}{chosen}")
+        in_tiles = f" ({_gib(tiled['peak_bytes_by_offload'][mode])} in tiles)" if tiled else ""
+        common.info(f"    {mode:<11} {_gib(peak):>11}{in_tiles}  {OFFLOAD_COST[mode]}{chosen}")
 
 
 def _fmt(n: int) -> str:

@@ -380,11 +380,13 @@ def generate_dit_stage(config, shape: PlanShape, *, steps: int, guidance: bool,
                   "streamed_weights": streamed})  # fmt: skip
 
 
-def vae_decode_stage(config, shape: PlanShape, *, dtype: torch.dtype = torch.bfloat16) -> Stage | None:
-    """Decoding the generated view's latents (whole video at once, no tiling). None for the
-    space-to-depth autoencoder (a reshape: no FLOPs, no weights)."""
-    if config.autoencoder.kind != "wan_vae":
-        return None
+#: The pipeline keeps Wan's VAE in float32, as Wan's own pipelines do: its decode is priced so.
+VAE_DTYPE = torch.float32
+#: Latent frame counts a tiled decode is measured at (see :func:`tiled_vae_decode_stage`).
+TILED_PROBE_FRAMES = (3, 5)
+
+
+def _meta_wan_vae(config):
     from diffusers import AutoencoderKLWan
 
     from mvt4g.model.autoencoder import _wan_vae_kwargs
@@ -392,17 +394,76 @@ def vae_decode_stage(config, shape: PlanShape, *, dtype: torch.dtype = torch.bfl
     with torch.device("meta"):
         vae = AutoencoderKLWan(**_wan_vae_kwargs(config.autoencoder))
     # nn.Module.to: diffusers' own .to() warns about float32 modules on every cast (it has none here)
-    torch.nn.Module.to(vae, dtype)
-    weights = _param_bytes(vae.parameters())
-    frames, h, w = latent_grid(config, shape)
+    return torch.nn.Module.to(vae, VAE_DTYPE)
 
+
+def _decode_fn(vae, config, frames: int, h: int, w: int, batch: int = 1):
     def decode():
-        z = torch.empty(shape.batch, config.autoencoder.latent_channels, frames, h, w, device="meta", dtype=dtype)
+        z = torch.empty(batch, config.autoencoder.latent_channels, frames, h, w, device="meta", dtype=VAE_DTYPE)
         with torch.no_grad():
             vae.decode(z)
 
-    flops, peak = measure(decode, vae)
+    return decode
+
+
+def vae_decode_stage(config, shape: PlanShape) -> Stage | None:
+    """Decoding the generated view's latents, whole frames at once. None for the space-to-depth
+    autoencoder (a reshape: no FLOPs, no weights)."""
+    if config.autoencoder.kind != "wan_vae":
+        return None
+    vae = _meta_wan_vae(config)
+    weights = _param_bytes(vae.parameters())
+    frames, h, w = latent_grid(config, shape)
+    flops, peak = measure(_decode_fn(vae, config, frames, h, w, shape.batch), vae)
     return Stage("VAE decode", flops, weights + peak, {"weights": weights, "decode": peak})
+
+
+def tiled_vae_decode_stage(config, shape: PlanShape, whole: Stage) -> Stage:
+    """The same decode in Wan's overlapping spatial tiles (``AutoencoderKLWan.enable_tiling``).
+
+    Its peak has two phases. While tiles are decoded (frame by frame, each tile's cache) it is
+    one tile's activations plus the tiles decoded so far: measured at :data:`TILED_PROBE_FRAMES`
+    latent frames and extrapolated linearly. When they are blended, every decoded tile is held
+    with three full-size copies (the blended rows, their concatenation, the clamped video):
+    counted exactly (:func:`_tile_blend_bytes`). The larger is the peak (both checked against a
+    full measurement). FLOPs: the whole decode's, scaled by the area the overlapping tiles cover."""
+    vae = _meta_wan_vae(config)
+    vae.enable_tiling()
+    weights = whole.parts["weights"]
+    frames, h, w = latent_grid(config, shape)
+
+    def peak_at(f: int) -> float:
+        return peak_bytes(_decode_fn(vae, config, f, h, w, shape.batch), vae)
+
+    lo, hi = TILED_PROBE_FRAMES
+    if frames <= hi:
+        peak = peak_at(frames)
+    else:
+        p_lo, p_hi = peak_at(lo), peak_at(hi)
+        decoding = p_hi + (p_hi - p_lo) / (hi - lo) * (frames - hi)
+        peak = max(decoding, _tile_blend_bytes(vae, config, shape, h, w))
+    flops = whole.flops * _tile_coverage(vae, config, h, w)
+    return Stage("VAE decode (tiled)", flops, weights + peak, {"weights": weights, "decode": peak})
+
+
+def _tile_blend_bytes(vae, config, shape: PlanShape, h: int, w: int) -> float:
+    """Bytes live while tiles are blended: every decoded tile (float32 RGB, all frames) and three
+    copies of the output video (diffusers' ``tiled_decode``: rows, their concatenation, clamp)."""
+    s = config.autoencoder.spatial_factor
+    out_px = (h * s) * (w * s)
+    tiles_px = _tile_coverage(vae, config, h, w) * out_px
+    per_px = shape.batch * 3 * shape.frames * VAE_DTYPE.itemsize
+    return per_px * (tiles_px + 3 * out_px)
+
+
+def _tile_coverage(vae, config, h: int, w: int) -> float:
+    """Latent area the overlapping tiles decode, over the frame's (>= 1)."""
+    s = config.autoencoder.spatial_factor
+    size_h, size_w = vae.tile_sample_min_height // s, vae.tile_sample_min_width // s
+    step_h, step_w = vae.tile_sample_stride_height // s, vae.tile_sample_stride_width // s
+    rows = sum(min(size_h, h - i) for i in range(0, h, step_h))
+    cols = sum(min(size_w, w - j) for j in range(0, w, step_w))
+    return rows * cols / (h * w)
 
 
 # ---- plans -------------------------------------------------------------------------------------
@@ -421,26 +482,45 @@ def train_plan(config, shape: PlanShape, *, dtype: torch.dtype = torch.bfloat16)
 
 
 def generate_plan(config, shape: PlanShape, *, steps: int = 50, guidance: bool = True,
-                  dtype: torch.dtype = torch.bfloat16, offload: str = "none") -> dict:  # fmt: skip
-    """Generation: text encoding, sampling and VAE decode, and the peak under every offload mode
-    (:mod:`mvt4g.model.placement`); ``peak_bytes`` is ``offload``'s. ``peak_bytes_resident``:
-    every model on the device at once, text encoder included; ``peak_bytes_staged``: the
-    largest stage alone (equal to ``--offload model``'s)."""
+                  dtype: torch.dtype = torch.bfloat16, offload: str = "none", tiled: bool = False) -> dict:  # fmt: skip
+    """Generation: text encoding, sampling and VAE decode (whole frames), and the peak under every
+    offload mode (:mod:`mvt4g.model.placement`); ``peak_bytes`` is ``offload``'s.
+    ``peak_bytes_resident``: every model on the device at once, text encoder included;
+    ``peak_bytes_staged``: the largest stage alone (equal to ``--offload model``'s).
+
+    ``tiled``: also price the VAE decode in tiles (``plan["tiled"]``: its stage and peaks per
+    mode), which :func:`check_device_fits` chooses when whole frames do not fit."""
     check_offload(offload)
     text = text_encoder_stage() if _uses_umt5(config) else None
     guidance = guidance and text is not None  # guidance is on the text: none without an encoder
     dit = generate_dit_stage(config, shape, steps=steps, guidance=guidance, dtype=dtype)
-    vae = vae_decode_stage(config, shape, dtype=dtype)
+    vae = vae_decode_stage(config, shape)
     components = {"text_encoder": text, "dit": dit, "autoencoder": vae}
     stages = [s for s in components.values() if s is not None]
     weights = sum(s.parts.get("weights", 0.0) for s in stages)
     resident = weights + max(s.peak_bytes - s.parts.get("weights", 0.0) for s in stages)
     by_offload = {mode: offload_peak(components, mode) for mode in OFFLOAD_MODES}
-    return {"plan": "generate", "shape": asdict(shape), "tokens": tokens(config, shape), "dtype": _dtype_name(dtype),
-            "steps": steps, "guidance": guidance, "temporal_factor": config.autoencoder.temporal_factor, "stages": [s.to_dict() for s in stages],
-            "flops": sum(s.flops for s in stages), "offload": offload, "peak_bytes": by_offload[offload],
-            "peak_bytes_by_offload": by_offload, "peak_bytes_resident": resident,
-            "peak_bytes_staged": max(s.peak_bytes for s in stages)}  # fmt: skip
+    plan = {"plan": "generate", "shape": asdict(shape), "tokens": tokens(config, shape), "dtype": _dtype_name(dtype),
+            "vae_dtype": _dtype_name(VAE_DTYPE), "steps": steps, "guidance": guidance,
+            "temporal_factor": config.autoencoder.temporal_factor, "stages": [s.to_dict() for s in stages],
+            "flops": sum(s.flops for s in stages), "offload": offload, "tiled_decode": False,
+            "peak_bytes": by_offload[offload], "peak_bytes_by_offload": by_offload, "peak_bytes_resident": resident,
+            "peak_bytes_staged": max(s.peak_bytes for s in stages), "tiled": None}  # fmt: skip
+    if tiled and vae is not None:
+        stage = tiled_vae_decode_stage(config, shape, vae)
+        with_tiles = {**components, "autoencoder": stage}
+        plan["tiled"] = {"stage": stage.to_dict(),
+                         "peak_bytes_by_offload": {m: offload_peak(with_tiles, m) for m in OFFLOAD_MODES}}  # fmt: skip
+    return plan
+
+
+def use_tiles(plan: dict) -> dict:
+    """The plan with the tiled VAE decode in place of the whole-frame one (needs ``tiled=True``)."""
+    tiled = plan["tiled"]
+    stages = [tiled["stage"] if s["name"].startswith("VAE decode") else s for s in plan["stages"]]
+    by_offload = tiled["peak_bytes_by_offload"]
+    return {**plan, "stages": stages, "tiled_decode": True, "peak_bytes": by_offload[plan["offload"]],
+            "peak_bytes_by_offload": by_offload, "flops": sum(s["flops"] for s in stages)}  # fmt: skip
 
 
 def offload_peak(components: dict[str, Stage | None], mode: str) -> float:
@@ -510,8 +590,9 @@ def check_generate_fits(plan: dict, device_bytes: float, *, dtype: torch.dtype =
         if fit(shape["frames"], h, w) <= usable:
             options.append(f"--size {h}x{w}")
     options.append("--device cpu")
+    tiles = " and the VAE decoding in tiles" if plan.get("tiled_decode") else ""
     raise InputError(f"generating {shape['frames']}x{shape['height']}x{shape['width']} needs ~{need / GIB:.1f} GiB on "
-                     f"{device} {_MODE_PHRASE[mode]}, which has {device_bytes / GIB:.1f} GiB ({HEADROOM:.0%} usable); "
+                     f"{device} {_MODE_PHRASE[mode]}{tiles}, which has {device_bytes / GIB:.1f} GiB ({HEADROOM:.0%} usable); "
                      f"would fit: {', '.join(options)}")  # fmt: skip
 
 
@@ -533,13 +614,20 @@ def check_device_fits(config, *, frames: int, height: int, width: int, steps: in
                       dtype: torch.dtype, device: torch.device | str, device_bytes: float | None = None,
                       offload: str = "none") -> dict:  # fmt: skip
     """Plan generation under ``offload`` and refuse (InputError) what cannot fit on ``device``;
-    returns the plan. ``device_bytes`` defaults to the CUDA device's total memory (tests pass a
-    fake size)."""
+    returns the plan, with ``tiled_decode`` True when the VAE must decode in tiles to fit (planned
+    up front, not found by running out of memory). ``device_bytes`` defaults to the CUDA
+    device's total memory (tests pass a fake size)."""
     if device_bytes is None:
         device_bytes = float(torch.cuda.get_device_properties(torch.device(device)).total_memory)
+    usable = HEADROOM * device_bytes
 
     def plan_for(f: int, h: int, w: int) -> dict:
-        return generate_plan(config, PlanShape(f, h, w), steps=steps, guidance=guidance, dtype=dtype, offload=offload)
+        plan = generate_plan(config, PlanShape(f, h, w), steps=steps, guidance=guidance, dtype=dtype, offload=offload)
+        if plan["peak_bytes"] <= usable or not any(s["name"] == "VAE decode" for s in plan["stages"]):
+            return plan
+        tiled = use_tiles(generate_plan(config, PlanShape(f, h, w), steps=steps, guidance=guidance, dtype=dtype,
+                                        offload=offload, tiled=True))  # fmt: skip
+        return tiled if tiled["peak_bytes"] < plan["peak_bytes"] else plan
 
     result = plan_for(frames, height, width)
     stride = config.token_stride

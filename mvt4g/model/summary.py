@@ -110,4 +110,5 @@ def model_plan(kind: str, *, preset: str | None = None, model_dir: Path | None =
     config = get_preset(preset) if preset is not None else read_config(model_dir)
     height, width = size or (config.video.height, config.video.width)
     shape = PlanShape(frames=config.video.frames if frames is None else frames, height=height, width=width)
-    return train_plan(config, shape) if kind == "train" else generate_plan(config, shape, offload=offload)
+    # The tiled VAE decode is priced too: generate chooses it when whole frames would not fit.
+    return train_plan(config, shape) if kind == "train" else generate_plan(config, shape, offload=offload, tiled=True)

@@ -200,14 +200,18 @@ def test_generate_refuses_what_does_not_fit_and_names_what_would():
 @pytest.mark.slow
 def test_offload_peaks_at_wan_shapes_on_the_meta_device():
     """wan2.1-1.3b at the paper's 81x480x832 with umT5-XXL: each mode needs less than the last,
-    and every mode but none fits a 24 GB GPU's usable memory."""
-    p = plan.generate_plan(preset("wan2.1-1.3b"), plan.PlanShape(81, 480, 832), offload="model")
+    every mode fits a 24 GB GPU's usable memory, and tiles cut the sequential mode's peak."""
+    p = plan.generate_plan(preset("wan2.1-1.3b"), plan.PlanShape(81, 480, 832), offload="model", tiled=True)
     by = p["peak_bytes_by_offload"]
     assert p["peak_bytes"] == by["model"]
     assert p["peak_bytes_resident"] > by["none"] > by["model"] > by["sequential"]
     dit = next(s for s in p["stages"] if s["name"] == "DiT sampling")
     assert dit["parts"]["streamed_weights"] < dit["parts"]["weights"] / 10  # a block of 30, and the small modules
-    assert by["model"] < plan.HEADROOM * 24e9 and by["sequential"] < by["model"] / 2
+    assert by["none"] < plan.HEADROOM * 24e9
+    # Whole frames, the float32 VAE decode sets the sequential peak; in tiles it is the DiT again.
+    tiled = p["tiled"]["peak_bytes_by_offload"]
+    assert tiled["sequential"] < by["sequential"] and tiled["sequential"] < by["model"] / 2
+    assert tiled["none"] == by["none"]  # there the umT5 stage is the peak, not the decode
 
 
 @pytest.mark.slow
@@ -271,3 +275,41 @@ def test_generate_on_cuda_refuses_what_cannot_fit_before_any_work(cli, monkeypat
     result = cli("generate", reference, "--traj", "arc-left", "--steps", "2", "--out", out)
     assert_one_line_error(result, "needs ~", "on cuda with no offload", "which has 0.0 GiB", "--device cpu")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.mp4"]
+
+
+# ---- the VAE decoding in tiles, planned up front ----------------------------------------------------
+@pytest.mark.slow
+def test_tiled_decode_peak_extrapolated_from_two_lengths_matches_a_full_measurement():
+    """The plan measures a tiled decode at 5 and 9 latent frames and extrapolates; the full
+    measurement at 13 latent frames (2x2 tiles, on the meta device) is the reference."""
+    config = preset("tiny-wanvae")
+    shape = plan.PlanShape(frames=49, height=256, width=384)
+    whole = plan.vae_decode_stage(config, shape)
+    tiled = plan.tiled_vae_decode_stage(config, shape, whole)
+    vae = plan._meta_wan_vae(config)
+    vae.enable_tiling()
+    frames, h, w = plan.latent_grid(config, shape)
+    assert (frames, h, w) == (13, 32, 48)
+    measured = plan.peak_bytes(plan._decode_fn(vae, config, frames, h, w), vae)
+    assert tiled.parts["decode"] == pytest.approx(measured, rel=0.05)
+    assert tiled.parts["decode"] < whole.parts["decode"]  # what tiles are for
+    # Tiles of 32 latent pixels every 24 cover rows (32 + 8) and columns (32 + 24) of 32 x 48.
+    assert tiled.flops == pytest.approx(whole.flops * (40 * 56) / (32 * 48))
+
+
+@pytest.mark.slow
+def test_generation_decodes_in_tiles_when_whole_frames_do_not_fit():
+    config = preset("tiny-wanvae")
+    shape = dict(frames=49, height=256, width=384, steps=1, guidance=False, device="cuda", dtype=torch.float32)
+    p = plan.generate_plan(config, plan.PlanShape(49, 256, 384), steps=1, guidance=False, dtype=torch.float32,
+                           tiled=True)  # fmt: skip
+    whole, tiles = p["peak_bytes_by_offload"]["sequential"], p["tiled"]["peak_bytes_by_offload"]["sequential"]
+    assert tiles < whole
+    roomy = plan.check_device_fits(config, **shape, offload="sequential", device_bytes=whole / plan.HEADROOM * 1.01)
+    assert roomy["tiled_decode"] is False  # whole frames fit: no tiles
+    between = (tiles + whole) / 2 / plan.HEADROOM
+    chosen = plan.check_device_fits(config, **shape, offload="sequential", device_bytes=between)
+    assert chosen["tiled_decode"] is True and chosen["peak_bytes"] == pytest.approx(tiles)
+    assert [s["name"] for s in chosen["stages"]] == ["DiT sampling", "VAE decode (tiled)"]
+    with pytest.raises(InputError, match="with --offload sequential and the VAE decoding in tiles"):
+        plan.check_device_fits(config, **shape, offload="sequential", device_bytes=tiles / plan.HEADROOM * 0.9)
