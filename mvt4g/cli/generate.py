@@ -239,7 +239,8 @@ def _generate(ranks, *, start, references, model, traj, target_cameras, camera, 
             error = exc
         common.agree_ranks(error, ranks)
         if ranks.is_main:
-            if prompt and pipeline.text is None:
+            if pipeline.text is None and (prompt or pipeline.config.text.encoder_path):
+                # A model trained on umT5 text but generating on its null text is not the model it was.
                 common.warn(f"{pipeline.text_note}; the prompt is ignored and guidance is skipped")
             spread = f" over {ranks.world_size} processes" if ranks.distributed else ""
             common.info(
