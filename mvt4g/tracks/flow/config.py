@@ -83,6 +83,11 @@ class FlowConfig:
         neighbour_fill, neighbour_radius, neighbour_agree_px: in its query view, a lost chain of
             a point that is not static takes the local motion of the chains around it that hold
             and moved like it did (mvt4g.tracks.flow.neighbours).
+        neighbour_depth: where no two views see a point that is not static at a frame, it takes
+            the median depth of the triangulated points within ``neighbour_radius`` of it in its
+            query view that moved like it (within ``neighbour_agree_px``; points of one object lie
+            at nearly one depth), before depths are interpolated in time
+            (mvt4g.tracks.flow.neighbour_depths).
 
         local_plane, local_plane_radius: where the chains of a point that is not static are lost,
             its position is on the plane of the static points within this many pixels of it
@@ -137,6 +142,7 @@ class FlowConfig:
     neighbour_fill: bool = True
     neighbour_radius: float = 12.0
     neighbour_agree_px: float = 0.7
+    neighbour_depth: bool = True
     refine_down: bool = True
     local_plane: bool = True
     local_plane_radius: float = 10.0

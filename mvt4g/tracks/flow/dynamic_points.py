@@ -9,9 +9,11 @@ each track that no static fit explains (``tracks`` ``[V, T, N, 2]``, ``visible``
    from X(t) (its chain drifted off the point: it loses visibility there) and X(t) is solved
    again from the rest;
 2. frames where fewer than two views agree get X(t) on the query view's ray through its chained
-   point at t, at a depth (in the query camera) interpolated linearly in time between the
-   nearest frames that have one (held constant beyond the first and last): the query-view
-   chain, lost or not, still knows where the point went in its image, and depth changes slowly;
+   point at t, at the depth (in the query camera) of the triangulated points around it that
+   moved like it (with ``borrow``: :mod:`mvt4g.tracks.flow.neighbour_depths`), else at a depth
+   interpolated linearly in time between the nearest frames that have one (held constant beyond
+   the first and last): the query-view chain, lost or not, still knows where the point went in
+   its image, and depth changes slowly;
 3. in every other view, and frame, where the point is not visible its position becomes the
    projection of X(t) (a best guess: visibility is never claimed from it); with
    ``snap_visible``, visible observations at frames where X(t) was solved take its projection
@@ -30,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from mvt4g.camera.rig import ViewCameras
+from mvt4g.tracks.flow.neighbour_depths import neighbour_depths
 from mvt4g.tracks.projection import rays, triangulate
 
 
@@ -134,12 +137,15 @@ def dynamic_points(
     outlier_px: float,
     fillable: np.ndarray | None = None,
     snap_visible: bool = True,
+    borrow: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Tracks ``[V, T, N, 2]`` and visibility ``[V, T, N]`` after the module's steps for the points ``moving`` ``[N]``.
 
     Only points ``fillable`` ``[N]`` (default: all of ``moving``) get positions where they are
     not visible, in views other than their query view ``query_views`` ``[N]``;
     ``snap_visible``: visible observations of frames with a triangulation take its projection.
+    ``borrow`` (radius, agree_px): frames without a triangulation first borrow the depth of the
+    triangulated points around them in the query view (:mod:`mvt4g.tracks.flow.neighbour_depths`).
     Returns new arrays and how many observations were dropped as outliers.
     """
     tracks = np.asarray(tracks, np.float64).copy()
@@ -152,8 +158,11 @@ def dynamic_points(
     dropped = sub_vis & ~kept & solved[None]
     sub_vis = sub_vis & ~dropped
     qv = np.asarray(query_views, np.int64)[sel]
-    z, has = interpolate_depths(query_depths(cameras, world, qv), solved)
     own_xy = sub_tracks[qv, :, np.arange(len(sel))].transpose(1, 0, 2)  # [T, n, 2]
+    z, known = query_depths(cameras, world, qv), solved
+    if borrow is not None:
+        z, known = neighbour_depths(own_xy, qv, z, solved, *borrow)
+    z, has = interpolate_depths(z, known)
     lifted = lift_query_track(cameras, own_xy, z, qv)
     world = np.where(solved[..., None], world, lifted)
     proj, front = project_per_frame(cameras, world)
