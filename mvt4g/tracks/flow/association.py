@@ -408,6 +408,10 @@ class Associator:
             self._maps[key] = sweep_view(view, self._frame_grays(frame), Ks, c2ws, self.down, self.config, families)
         return self._maps[key]
 
+    def swept_frames(self, view: int) -> set[int]:
+        """The frames whose plane map of ``view`` is computed (cached): associating there costs no sweep."""
+        return {f for v, f in self._maps if v == view}
+
     def _project(self, a: int, b: int, frame: int, xy: np.ndarray, pmap: PlaneMap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where a's points (working pixels) land in b by a's plane map; whether accepted; pixel indices used."""
         h, w = pmap.sigma.shape

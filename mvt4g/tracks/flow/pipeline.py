@@ -293,6 +293,15 @@ def chain_other_views(run: FlowRun) -> None:
             run.tracks[v][:, sel], run.visible[v][:, sel] = path, ok
 
 
+def reassociation_frames(num_frames: int, stride: int, swept: list[set[int]] | None = None) -> list[int]:
+    """Frames of step 3b, in order: every ``stride``-th frame (and the last), and the frames swept in
+    every view already (``swept``, one set per view)."""
+    again = {int(k) for k in association_frame(np.arange(num_frames), num_frames, stride)}
+    if swept:
+        again |= set.intersection(*swept)
+    return sorted(again)
+
+
 def reassociate_lost_chains(run: FlowRun) -> None:
     """Step 3b: chains lost in another view b are associated again at later key frames, from the
     query-view point there (where that still holds): a point hidden in b for a while, or a chain
@@ -302,9 +311,12 @@ def reassociate_lost_chains(run: FlowRun) -> None:
         return
     T = run.tracks.shape[1]
     tracks, visible = run.tracks, run.visible
-    # Plane sweeps dominate the cost: only every reassociate_stride-th key frame.
+    # Plane sweeps dominate the cost: only every reassociate_stride-th key frame, and the key
+    # frames whose sweeps of every view step 2 ran anyway (queries on many frames), which cost
+    # nothing more and give a point whose query-view chain broke before its own key frame a start.
     stride = config.association_stride * config.reassociate_stride
-    again = sorted({int(k) for k in association_frame(np.arange(T), T, stride)})
+    swept = [run.assoc.swept_frames(v) for v in range(len(run.cameras))] if config.reassociate_swept else None
+    again = reassociation_frames(T, stride, swept)
     for a in range(len(run.cameras)):
         for f in again:
             sel = np.flatnonzero((run.qv == a) & (run.key != f) & visible[a, f])

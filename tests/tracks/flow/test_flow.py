@@ -411,3 +411,24 @@ def test_last_held_matches_a_frame_by_frame_walk(T, N, seed):
                 held = t if ok[t, n] else held
                 want[t, n] = held
     np.testing.assert_array_equal(last_held(ok, start), want)
+
+
+def test_reassociation_frames_add_the_frames_swept_in_every_view():
+    from mvt4g.tracks.flow.pipeline import reassociation_frames
+
+    assert reassociation_frames(21, 10) == [0, 10, 20]
+    assert reassociation_frames(21, 10, None) == [0, 10, 20]
+    # Frame 5 is swept in every view, 15 in one only (it would cost sweeps of the others).
+    assert reassociation_frames(21, 10, [{0, 5, 15}, {0, 5}, {5, 10}]) == [0, 5, 10, 20]
+    assert reassociation_frames(8, 10, [{3}, {3}]) == [0, 3, 7]
+
+
+def test_associator_lists_the_frames_it_has_swept():
+    from mvt4g.tracks.flow.association import Associator
+
+    texture = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    scene = planar_scene(texture, views=2, frames=4, height=32, width=48, seed=1)
+    assoc = Associator(scene.videos, scene.cameras)
+    assert assoc.swept_frames(0) == set()
+    assoc.associate(0, 1, 2, np.array([[20.5, 15.5]]))  # sweeps view 0 and, for the left-right check, view 1
+    assert assoc.swept_frames(0) == {2} and assoc.swept_frames(1) == {2}
