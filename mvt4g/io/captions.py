@@ -46,11 +46,13 @@ class Caption:
     source: Path | None
 
 
-def read_captions_csv(path: str | Path) -> dict[Path, str]:
+def read_captions_csv(path: str | Path, *, strict: bool = True) -> dict[Path, str]:
     """Resolved path -> caption for every row of a ``metadata.csv``; InputError when unreadable.
 
     Each ``file_name`` is entered twice, relative to the csv's folder and to its ``train/``
     (see the module docstring); the text column is ``text`` (or ``caption`` / ``prompt``).
+    ``strict=False`` (the search above a video): a csv without a ``file_name`` column is not a
+    captions file and reads as empty; one with it but no text column is still an error.
     """
     path = Path(path)
     try:
@@ -58,6 +60,8 @@ def read_captions_csv(path: str | Path) -> dict[Path, str]:
             reader = csv.DictReader(handle)
             fields = reader.fieldnames or []
             column = next((c for c in _TEXT_COLUMNS if c in fields), None)
+            if "file_name" not in fields and not strict:
+                return {}  # some other table that happens to be called metadata.csv
             if "file_name" not in fields or column is None:
                 raise InputError(f"a captions file needs the columns file_name and text, found {', '.join(fields) or 'none'}",
                                  path=path)  # fmt: skip
@@ -103,7 +107,7 @@ def caption_of(paths: list[Path], *, meta: dict | None = None, meta_path: Path |
 @functools.lru_cache(maxsize=8)
 def _cached_captions(path: str, mtime_ns: int, size: int) -> dict[Path, str]:
     # A dataset's clips share one csv (MultiCamVideo: ~136k rows): read it once per change.
-    return read_captions_csv(path)
+    return read_captions_csv(path, strict=False)
 
 
 def reference_caption(path: str | Path) -> Caption:

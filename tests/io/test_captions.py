@@ -75,3 +75,13 @@ def test_a_broken_csv_is_named(tmp_path, content, message):
     with pytest.raises(InputError, match=message) as info:
         read_captions_csv(path)
     assert str(path) in str(info.value)
+
+
+def test_an_unrelated_metadata_csv_above_a_video_is_not_a_captions_file(tmp_path):
+    videos = tmp_path / "project" / "videos"
+    videos.mkdir(parents=True)
+    (tmp_path / "metadata.csv").write_text("id,score\n1,0.5\n")  # someone else's table, two folders up
+    assert caption_of([videos / "v.mp4"]).text == ""
+    (tmp_path / "metadata.csv").write_text("file_name,notes\nproject/videos/v.mp4,x\n")  # meant as captions
+    with pytest.raises(InputError, match="needs the columns file_name and text"):
+        caption_of([videos / "v.mp4"])
