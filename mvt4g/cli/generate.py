@@ -300,7 +300,8 @@ def _plan(*, references, model, traj, target_cameras, camera, out, out_dir, prom
     resolve_dtype(dtype, torch_device)
     tiled_decode = None  # the pipeline's default: whole frames (tiles only after running out of memory)
     if torch_device.type == "cuda":  # refuse what cannot fit before loading anything (the memory plan)
-        from mvt4g.model.plan import GIB, check_device_fits
+        from mvt4g.model.device_fit import check_device_fits
+        from mvt4g.model.plan import GIB
 
         fits = check_device_fits(config, frames=n_frames, height=height, width=width, steps=steps,
                                  guidance=guidance > 0, dtype=resolve_dtype(dtype, torch_device), device=torch_device,

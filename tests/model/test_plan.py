@@ -13,6 +13,7 @@ import torch
 from helpers import assert_one_line_error
 
 from mvt4g.errors import InputError
+from mvt4g.model import device_fit as fit
 from mvt4g.model import plan
 from mvt4g.model.config import preset
 
@@ -139,12 +140,12 @@ def _refusal(device_gib: float, mode: str = "none") -> str:
     fake = {"shape": {"frames": 81, "height": 480, "width": 832}, "offload": mode, "peak_bytes": by[mode],
             "peak_bytes_by_offload": by, "peak_bytes_resident": 25 * plan.GIB}  # fmt: skip
     with pytest.raises(InputError) as err:
-        plan.check_generate_fits(fake, device_gib * plan.GIB)
+        fit.check_generate_fits(fake, device_gib * plan.GIB)
     return str(err.value)
 
 
 def test_a_refusal_names_the_offload_modes_that_would_fit():
-    plan.check_generate_fits({"shape": {}, "offload": "none", "peak_bytes": 20 * plan.GIB,
+    fit.check_generate_fits({"shape": {}, "offload": "none", "peak_bytes": 20 * plan.GIB,
                               "peak_bytes_by_offload": {}, "peak_bytes_resident": 0}, 24 * plan.GIB)  # fmt: skip
     both = _refusal(16)  # 14.4 GiB usable
     assert "needs ~20.0 GiB on cuda with no offload" in both
@@ -175,11 +176,11 @@ def test_bad_shapes_are_input_errors():
 def test_generate_refuses_what_does_not_fit_and_names_what_would():
     config = preset("tiny")
     shape = dict(frames=17, height=32, width=32, steps=2, guidance=False, device="cuda")
-    p = plan.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=1e12)
+    p = fit.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=1e12)
     need = p["peak_bytes"]
-    plan.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=need / plan.HEADROOM * 1.01)
+    fit.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=need / fit.HEADROOM * 1.01)
     with pytest.raises(InputError) as err:
-        plan.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=need / plan.HEADROOM * 0.9)
+        fit.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=need / fit.HEADROOM * 0.9)
     message = str(err.value)
     assert message.startswith("generating 17x32x32 needs ~")
     for option in ("--dtype bfloat16", "--frames ", "--size 16x16", "--device cpu"):
@@ -191,10 +192,10 @@ def test_generate_refuses_what_does_not_fit_and_names_what_would():
     assert by["model"] == by["none"] > by["sequential"]
     assert "--offload model" not in message  # saves nothing here: never named
     assert ("--offload sequential" in message) == (by["sequential"] <= need * 0.9)
-    between = (by["sequential"] + by["none"]) / 2 / plan.HEADROOM
+    between = (by["sequential"] + by["none"]) / 2 / fit.HEADROOM
     with pytest.raises(InputError, match="would fit: --offload sequential"):
-        plan.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=between)
-    plan.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=between, offload="sequential")
+        fit.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=between)
+    fit.check_device_fits(config, **shape, dtype=torch.float32, device_bytes=between, offload="sequential")
 
 
 @pytest.mark.slow
@@ -207,7 +208,7 @@ def test_offload_peaks_at_wan_shapes_on_the_meta_device():
     assert p["peak_bytes_resident"] > by["none"] > by["model"] > by["sequential"]
     dit = next(s for s in p["stages"] if s["name"] == "DiT sampling")
     assert dit["parts"]["streamed_weights"] < dit["parts"]["weights"] / 10  # a block of 30, and the small modules
-    assert by["none"] < plan.HEADROOM * 24e9
+    assert by["none"] < fit.HEADROOM * 24e9
     # Whole frames, the float32 VAE decode sets the sequential peak; in tiles it is the DiT again.
     tiled = p["tiled"]["peak_bytes_by_offload"]
     assert tiled["sequential"] < by["sequential"] and tiled["sequential"] < by["model"] / 2
@@ -305,11 +306,11 @@ def test_generation_decodes_in_tiles_when_whole_frames_do_not_fit():
                            tiled=True)  # fmt: skip
     whole, tiles = p["peak_bytes_by_offload"]["sequential"], p["tiled"]["peak_bytes_by_offload"]["sequential"]
     assert tiles < whole
-    roomy = plan.check_device_fits(config, **shape, offload="sequential", device_bytes=whole / plan.HEADROOM * 1.01)
+    roomy = fit.check_device_fits(config, **shape, offload="sequential", device_bytes=whole / fit.HEADROOM * 1.01)
     assert roomy["tiled_decode"] is False  # whole frames fit: no tiles
-    between = (tiles + whole) / 2 / plan.HEADROOM
-    chosen = plan.check_device_fits(config, **shape, offload="sequential", device_bytes=between)
+    between = (tiles + whole) / 2 / fit.HEADROOM
+    chosen = fit.check_device_fits(config, **shape, offload="sequential", device_bytes=between)
     assert chosen["tiled_decode"] is True and chosen["peak_bytes"] == pytest.approx(tiles)
     assert [s["name"] for s in chosen["stages"]] == ["DiT sampling", "VAE decode (tiled)"]
     with pytest.raises(InputError, match="with --offload sequential and the VAE decoding in tiles"):
-        plan.check_device_fits(config, **shape, offload="sequential", device_bytes=tiles / plan.HEADROOM * 0.9)
+        fit.check_device_fits(config, **shape, offload="sequential", device_bytes=tiles / fit.HEADROOM * 0.9)
