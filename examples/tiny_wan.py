@@ -79,6 +79,12 @@ def write_dataset(out: Path, scenes: int, seed: int) -> Path:
     return root
 
 
+def fail(message: str) -> None:
+    """One line on stderr and exit 2, as every mvt4g command does for bad input."""
+    print(f"tiny_wan.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder to write (must not exist)")
@@ -86,17 +92,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="weights and scenes seed")
     args = parser.parse_args()
     if args.out.exists():
-        sys.exit(f"tiny_wan.py: error: {args.out}: exists (choose a new folder)")
+        fail(f"{args.out}: exists (choose a new folder)")
     if args.scenes < 1:
-        sys.exit("tiny_wan.py: error: --scenes must be at least 1")
+        fail("--scenes must be at least 1")
     try:
         write_tiny_wan(args.out / "Wan2.1-T2V-tiny-Diffusers", seed=args.seed)
         torch.save(recammaster_state_dict(tiny_recammaster_source(args.seed + 5)), args.out / "recammaster.ckpt")
         root = write_dataset(args.out, args.scenes, args.seed)
         (args.out / "finetune.toml").write_text(FINETUNE.format(init=(args.out / "models" / "recammaster").resolve()))
-    except MVT4GError as exc:
+    except (MVT4GError, OSError) as exc:  # nothing half-written is left
         shutil.rmtree(args.out, ignore_errors=True)
-        sys.exit(f"tiny_wan.py: error: {exc}")
+        fail(str(exc))
     print(f"wrote {args.out}: a tiny Wan folder, recammaster.ckpt, {args.scenes} captioned clips in {root}, finetune.toml")
 
 

@@ -254,4 +254,4 @@ def test_tiny_wan_writes_the_full_scale_inputs_in_their_formats(tmp_path):
     assert all((c.root / "cameras" / "camera_extrinsics.json").is_file() and c.tracks_path.is_file() for c in clips)
     assert str((out / "models" / "recammaster").resolve()) in (out / "finetune.toml").read_text()
     again = subprocess.run([sys.executable, str(EXAMPLES / "tiny_wan.py"), str(out)], capture_output=True, text=True)
-    assert again.returncode != 0 and "exists" in again.stderr
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "exists" in again.stderr

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import csv
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from mvt4g.errors import InputError
+from mvt4g.fs.jsonio import read_json
 
 CAPTIONS_FILE = "metadata.csv"
 #: How many folders above a video are searched for ``metadata.csv`` (a MultiCamVideo video sits
@@ -37,7 +39,6 @@ WAN_NEGATIVE_PROMPT = (
 )
 
 
-
 @dataclass(frozen=True)
 class Caption:
     """A caption and where it came from (a ``meta.json`` or ``metadata.csv`` path; None: none found)."""
@@ -46,11 +47,12 @@ class Caption:
     source: Path | None
 
 
-def read_captions_csv(path: str | Path, *, strict: bool = True) -> dict[Path, str]:
-    """Resolved path -> caption for every row of a ``metadata.csv``; InputError when unreadable.
+def read_captions_csv(path: str | Path, *, strict: bool = True) -> dict[str, str]:
+    """Path relative to the csv's folder (normalised) -> caption, for every row of a
+    ``metadata.csv``; InputError when unreadable.
 
-    Each ``file_name`` is entered twice, relative to the csv's folder and to its ``train/``
-    (see the module docstring); the text column is ``text`` (or ``caption`` / ``prompt``).
+    Each ``file_name`` is entered twice, as it is and under ``train/`` (see the module
+    docstring); the text column is ``text`` (or ``caption`` / ``prompt``).
     ``strict=False`` (the search above a video): a csv without a ``file_name`` column is not a
     captions file and reads as empty; one with it but no text column is still an error.
     """
@@ -68,13 +70,14 @@ def read_captions_csv(path: str | Path, *, strict: bool = True) -> dict[Path, st
             rows = [(row["file_name"], row[column]) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"unreadable captions file ({exc})", path=path) from None
-    out: dict[Path, str] = {}
-    root = path.parent.resolve()
+    # Keys are relative paths, matched against a video's path relative to the csv's folder:
+    # no filesystem call per row (MultiCamVideo's csv has ~136k), and linked clips still match.
+    out: dict[str, str] = {}
     for name, text in rows:
         if not name:
             continue
-        for base in (root / "train", root):  # the csv's own folder wins when both exist
-            out[(base / name).resolve()] = (text or "").strip()
+        for key in (os.path.join("train", name), name):  # the csv's own folder wins when both exist
+            out[os.path.normpath(key)] = (text or "").strip()
     return out
 
 
@@ -94,18 +97,19 @@ def caption_of(paths: list[Path], *, meta: dict | None = None, meta_path: Path |
         return Caption(meta["caption"].strip(), meta_path)
     if not paths:
         return Caption("", None)
-    wanted = [Path(p).resolve() for p in paths]
+    wanted = [Path(os.path.abspath(p)) for p in paths]
     for csv_path in _csv_files(wanted[0].parent):
         stat = csv_path.stat()
-        rows = _cached_captions(str(csv_path.resolve()), stat.st_mtime_ns, stat.st_size)
+        rows = _cached_captions(str(csv_path), stat.st_mtime_ns, stat.st_size)
         for path in wanted:
-            if path in rows:
-                return Caption(rows[path], csv_path)
+            key = os.path.relpath(path, csv_path.parent)
+            if key in rows:
+                return Caption(rows[key], csv_path)
     return Caption("", None)
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_captions(path: str, mtime_ns: int, size: int) -> dict[Path, str]:
+def _cached_captions(path: str, mtime_ns: int, size: int) -> dict[str, str]:
     # A dataset's clips share one csv (MultiCamVideo: ~136k rows): read it once per change.
     return read_captions_csv(path, strict=False)
 
@@ -116,8 +120,6 @@ def reference_caption(path: str | Path) -> Caption:
     path = Path(path)
     clip = path.parent.parent if path.parent.name == "videos" else None
     if clip is not None and (clip / "meta.json").is_file():
-        from mvt4g.fs.jsonio import read_json
-
         meta = read_json(clip / "meta.json", what="meta.json")
         found = caption_of([], meta=meta if isinstance(meta, dict) else None, meta_path=clip / "meta.json")
         if found.text:

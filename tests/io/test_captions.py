@@ -85,3 +85,13 @@ def test_an_unrelated_metadata_csv_above_a_video_is_not_a_captions_file(tmp_path
     (tmp_path / "metadata.csv").write_text("file_name,notes\nproject/videos/v.mp4,x\n")  # meant as captions
     with pytest.raises(InputError, match="needs the columns file_name and text"):
         caption_of([videos / "v.mp4"])
+
+
+def test_a_linked_clip_matches_its_row_by_its_path_in_the_dataset(make_clip, tmp_path):
+    src = make_clip("elsewhere", frames=5)
+    (src / "meta.json").write_text(json.dumps({"fps": 10}))
+    dataset = tmp_path / "dataset"
+    (dataset / "train").mkdir(parents=True)
+    (dataset / "train" / "scene1").symlink_to(src)
+    (dataset / "metadata.csv").write_text("file_name,text\nscene1/videos/cam01.mp4,linked\n")
+    assert read_clip(dataset / "train" / "scene1").caption == "linked"
